@@ -1,0 +1,29 @@
+// The isola command line: global options and the registration of each
+// command group. Commands return an exit code; errors are printed once, in
+// one place, as "isola: <message>".
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <functional>
+#include <string>
+
+#include "common/error.h"
+
+namespace isola::cli {
+
+// Exit codes, as docker's: 125 means isola itself failed.
+inline constexpr int kExitEngine = 125;
+
+struct Globals {
+  std::string root;  // --root, $ISOLA_ROOT, or /var/lib/isola
+  bool debug = false;
+  // Set by the chosen command's parse callback, run after parsing.
+  std::function<int()> action;
+};
+
+// Prints the error and returns kExitEngine.
+int report(const Error& error);
+
+void add_image_commands(CLI::App& app, Globals& globals);
+
+}  // namespace isola::cli

@@ -1,0 +1,213 @@
+// Image commands: load, images, image inspect/mount/unmount, tag, rmi.
+#include <algorithm>
+#include <ctime>
+#include <iostream>
+#include <memory>
+
+#include "cli/commands.h"
+#include "cli/table.h"
+#include "image/store.h"
+
+namespace isola::cli {
+
+namespace {
+
+Result<ImageStore> open_store(const Globals& g) { return ImageStore::open(g.root); }
+
+int cmd_load(const Globals& g, const std::string& input, bool quiet) {
+  auto store = open_store(g);
+  if (!store) return report(store.error());
+  auto reports = store->load(input);
+  if (!reports) return report(reports.error());
+  if (quiet) return 0;
+  for (const LoadReport& r : *reports) {
+    if (r.tags.empty()) std::cout << "Loaded image ID: " << r.id.str() << "\n";
+    for (const std::string& t : r.tags) std::cout << "Loaded image: " << t << "\n";
+  }
+  return 0;
+}
+
+struct ImageRow {
+  std::string repo, tag;
+  const ImageRecord* image;
+};
+
+std::vector<ImageRow> image_rows(const std::vector<ImageRecord>& images) {
+  std::vector<ImageRow> rows;
+  for (const ImageRecord& img : images) {
+    if (img.tags.empty()) rows.push_back({"<none>", "<none>", &img});
+    for (const std::string& t : img.tags) {
+      size_t colon = t.rfind(':');
+      rows.push_back({t.substr(0, colon), t.substr(colon + 1), &img});
+    }
+  }
+  std::sort(rows.begin(), rows.end(), [](const ImageRow& a, const ImageRow& b) {
+    int64_t ca = parse_rfc3339(a.image->created), cb = parse_rfc3339(b.image->created);
+    if (ca != cb) return ca > cb;
+    return std::tie(a.repo, a.tag) < std::tie(b.repo, b.tag);
+  });
+  return rows;
+}
+
+int cmd_images(const Globals& g, bool quiet, bool no_trunc, const std::string& format) {
+  if (format != "table" && format != "json")
+    return report(make_error("images", format, "unknown --format; use 'table' or 'json'"));
+  auto store = open_store(g);
+  if (!store) return report(store.error());
+  auto images = store->list();
+  if (!images) return report(images.error());
+  std::vector<ImageRow> rows = image_rows(*images);
+  if (quiet) {
+    std::vector<std::string> seen;
+    for (const ImageRow& r : rows) {
+      std::string id = no_trunc ? r.image->id.str() : r.image->id.short_id();
+      if (std::find(seen.begin(), seen.end(), id) != seen.end()) continue;
+      seen.push_back(id);
+      std::cout << id << "\n";
+    }
+    return 0;
+  }
+  if (format == "json") {
+    Json out = Json::array();
+    for (const ImageRow& r : rows)
+      out.push_back({{"Repository", r.repo}, {"Tag", r.tag}, {"Id", r.image->id.str()},
+                     {"Created", r.image->created}, {"Size", r.image->size}});
+    std::cout << out.dump(2) << "\n";
+    return 0;
+  }
+  Table table({"REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"});
+  int64_t now = static_cast<int64_t>(::time(nullptr));
+  for (const ImageRow& r : rows)
+    table.add({r.repo, r.tag, no_trunc ? r.image->id.str() : r.image->id.short_id(),
+               human_ago(parse_rfc3339(r.image->created), now), human_size(r.image->size)});
+  std::cout << table.render();
+  return 0;
+}
+
+int cmd_inspect(const Globals& g, const std::vector<std::string>& refs) {
+  auto store = open_store(g);
+  if (!store) return report(store.error());
+  Json out = Json::array();
+  for (const std::string& ref : refs) {
+    auto image = store->resolve(ref);
+    if (!image) return report(image.error());
+    auto config = store->config(*image);
+    if (!config) return report(config.error());
+    Json layers = Json::array();
+    for (const Digest& d : image->layers) layers.push_back(d.str());
+    out.push_back({{"Id", image->id.str()},
+                   {"RepoTags", image->tags},
+                   {"Digest", image->manifest.str()},
+                   {"Created", image->created},
+                   {"Architecture", config->value("architecture", "")},
+                   {"Os", config->value("os", "")},
+                   {"Size", image->size},
+                   {"Config", config->value("config", Json::object())},
+                   {"RootFS", {{"Type", "layers"}, {"Layers", layers}}}});
+  }
+  std::cout << out.dump(2) << "\n";
+  return 0;
+}
+
+int cmd_tag(const Globals& g, const std::string& source, const std::string& target) {
+  auto store = open_store(g);
+  if (!store) return report(store.error());
+  if (auto r = store->tag(source, target); !r) return report(r.error());
+  return 0;
+}
+
+int cmd_rmi(const Globals& g, const std::vector<std::string>& refs, bool force) {
+  auto store = open_store(g);
+  if (!store) return report(store.error());
+  int code = 0;
+  for (const std::string& ref : refs) {
+    auto r = store->remove(ref, force);
+    if (!r) {
+      code = report(r.error());
+      continue;
+    }
+    for (const std::string& t : r->untagged) std::cout << "Untagged: " << t << "\n";
+    for (const Digest& d : r->deleted) std::cout << "Deleted: " << d.str() << "\n";
+  }
+  return code;
+}
+
+int cmd_mount(const Globals& g, const std::string& ref) {
+  auto store = open_store(g);
+  if (!store) return report(store.error());
+  auto path = store->mount(ref);
+  if (!path) return report(path.error());
+  std::cout << *path << "\n";
+  return 0;
+}
+
+int cmd_unmount(const Globals& g, const std::string& ref) {
+  auto store = open_store(g);
+  if (!store) return report(store.error());
+  if (auto r = store->unmount(ref); !r) return report(r.error());
+  return 0;
+}
+
+struct ImageArgs {
+  std::string input, format = "table", source, target, ref;
+  std::vector<std::string> refs;
+  bool quiet = false, no_trunc = false, force = false;
+};
+
+void add_load(CLI::App& parent, Globals& g, std::shared_ptr<ImageArgs> a) {
+  auto* cmd = parent.add_subcommand("load", "Load images from an OCI layout or a 'docker save' archive");
+  cmd->add_option("-i,--input", a->input, "Archive file or OCI layout directory")->required();
+  cmd->add_flag("-q,--quiet", a->quiet, "Print nothing on success");
+  cmd->callback([&g, a] { g.action = [&g, a] { return cmd_load(g, a->input, a->quiet); }; });
+}
+
+void add_list(CLI::App& parent, const char* name, Globals& g, std::shared_ptr<ImageArgs> a) {
+  auto* cmd = parent.add_subcommand(name, "List images");
+  cmd->add_flag("-q,--quiet", a->quiet, "Print only image IDs");
+  cmd->add_flag("--no-trunc", a->no_trunc, "Print full image IDs");
+  cmd->add_option("--format", a->format, "Output format: table or json");
+  cmd->callback([&g, a] { g.action = [&g, a] { return cmd_images(g, a->quiet, a->no_trunc, a->format); }; });
+}
+
+void add_rmi(CLI::App& parent, const char* name, Globals& g, std::shared_ptr<ImageArgs> a) {
+  auto* cmd = parent.add_subcommand(name, "Remove images");
+  cmd->add_option("IMAGE", a->refs, "Images to remove")->required();
+  cmd->add_flag("-f,--force", a->force, "Remove even when tagged several times or mounted");
+  cmd->callback([&g, a] { g.action = [&g, a] { return cmd_rmi(g, a->refs, a->force); }; });
+}
+
+void add_tag(CLI::App& parent, Globals& g, std::shared_ptr<ImageArgs> a) {
+  auto* cmd = parent.add_subcommand("tag", "Give an image another name");
+  cmd->add_option("SOURCE", a->source, "Existing image")->required();
+  cmd->add_option("TARGET", a->target, "New NAME[:TAG]")->required();
+  cmd->callback([&g, a] { g.action = [&g, a] { return cmd_tag(g, a->source, a->target); }; });
+}
+
+}  // namespace
+
+void add_image_commands(CLI::App& app, Globals& g) {
+  auto a = std::make_shared<ImageArgs>();
+  add_load(app, g, a);
+  add_list(app, "images", g, a);
+  add_rmi(app, "rmi", g, a);
+  add_tag(app, g, a);
+
+  auto* image = app.add_subcommand("image", "Manage images");
+  image->require_subcommand(1);
+  add_load(*image, g, a);
+  add_list(*image, "ls", g, a);
+  add_rmi(*image, "rm", g, a);
+  add_tag(*image, g, a);
+  auto* inspect = image->add_subcommand("inspect", "Show images' configuration as JSON");
+  inspect->add_option("IMAGE", a->refs, "Images")->required();
+  inspect->callback([&g, a] { g.action = [&g, a] { return cmd_inspect(g, a->refs); }; });
+  auto* mount = image->add_subcommand("mount", "Mount an image's merged layers read-only and print the path");
+  mount->add_option("IMAGE", a->ref, "Image")->required();
+  mount->callback([&g, a] { g.action = [&g, a] { return cmd_mount(g, a->ref); }; });
+  auto* unmount = image->add_subcommand("unmount", "Unmount an image mounted with 'isola image mount'");
+  unmount->alias("umount");
+  unmount->add_option("IMAGE", a->ref, "Image")->required();
+  unmount->callback([&g, a] { g.action = [&g, a] { return cmd_unmount(g, a->ref); }; });
+}
+
+}  // namespace isola::cli

@@ -1,0 +1,66 @@
+// File-system helpers: whole-file reads, atomic writes, directory trees,
+// descriptor-relative path resolution that never leaves a root, file locks.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/error.h"
+#include "common/unique_fd.h"
+
+namespace isola {
+
+// Joins two path pieces with exactly one '/'.
+std::string path_join(std::string_view a, std::string_view b);
+
+Result<UniqueFd> open_path(const std::string& path, int flags, mode_t mode = 0);
+Result<UniqueFd> open_dir(const std::string& path);
+
+// Opens `rel` below `dirfd`, refusing to leave it: no "..", no absolute
+// paths, no symlinks on the way (openat2 RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS).
+Result<UniqueFd> open_beneath(int dirfd, const std::string& rel, int flags, mode_t mode = 0);
+
+// Reads a whole file; refuses files larger than `max_size` bytes.
+Result<std::string> read_file(const std::string& path, size_t max_size = 64u << 20);
+Result<std::string> read_fd(int fd, const std::string& what, size_t max_size = 64u << 20);
+
+// Writes `data` to a temporary file beside `path`, fsyncs it and renames it
+// over `path`, so readers see the old or the new content, never a mix.
+Result<void> write_file_atomic(const std::string& path, std::string_view data, mode_t mode = 0644);
+
+Result<void> mkdir_p(const std::string& path, mode_t mode = 0755);
+
+// Removes a tree without following symlinks and without crossing into other
+// mounts (a mounted rootfs below `path` makes it fail rather than wipe it).
+Result<void> remove_tree(const std::string& path);
+
+bool path_exists(const std::string& path);
+bool is_directory(const std::string& path);
+
+// Names of the entries of a directory (without "." and "..").
+Result<std::vector<std::string>> list_dir(const std::string& path);
+
+// A fresh directory `parent/prefixXXXXXX`.
+Result<std::string> make_temp_dir(const std::string& parent, const std::string& prefix);
+
+// `n` random lowercase hex characters from getrandom(2).
+std::string random_hex(size_t n);
+
+// An flock(2) held for the object's lifetime.
+class FileLock {
+ public:
+  enum class Mode { shared, exclusive };
+  static Result<FileLock> acquire(const std::string& path, Mode mode);
+  FileLock(FileLock&&) = default;
+  FileLock& operator=(FileLock&&) = default;
+
+ private:
+  explicit FileLock(UniqueFd fd) : fd_(std::move(fd)) {}
+  UniqueFd fd_;
+};
+
+}  // namespace isola

@@ -1,0 +1,43 @@
+// Reading images out of an unpacked image directory: an OCI image layout
+// (oci-layout + index.json + blobs/) or a `docker save` directory (legacy
+// manifest.json + <id>/layer.tar, or docker 25's manifest.json pointing into
+// blobs/). Everything here is untrusted: JSON is parsed defensively, every
+// manifest and config is checked against its digest as it is read, and paths
+// taken from the documents are resolved beneath the directory.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "common/error.h"
+#include "common/json.h"
+#include "image/digest.h"
+
+namespace isola {
+
+struct SourceLayer {
+  std::string path;          // the blob file, beneath the source directory
+  Digest diff_id;            // from the config's rootfs.diff_ids
+  std::string media_type;    // as given (informational)
+  // For OCI sources the descriptor's digest, which the blob must match.
+  // Docker legacy archives name no digest; then it is computed on import.
+  bool has_digest = false;
+  Digest digest;
+};
+
+struct SourceImage {
+  std::string manifest_json;  // OCI image manifest (synthesized for legacy docker archives)
+  std::string config_json;    // exact bytes; their sha256 is the image ID
+  Digest config_digest;
+  Json config;                // parsed config
+  std::vector<SourceLayer> layers;
+  std::vector<std::string> tags;  // normalized "repository:tag"
+};
+
+// Reads every image in the directory. `what` names the input in errors.
+Result<std::vector<SourceImage>> read_image_dir(const std::string& dir, const std::string& what);
+
+// The largest manifest, index or config accepted.
+inline constexpr size_t kMaxJsonBlob = 8u << 20;
+
+}  // namespace isola

@@ -1,0 +1,434 @@
+#include "image/store.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <ctime>
+#include <set>
+
+#include "common/log.h"
+#include "common/sha256.h"
+#include "image/reference.h"
+#include "image/rootfs.h"
+#include "image/source.h"
+#include "image/unpack.h"
+
+namespace isola {
+
+namespace {
+
+// A staging directory under <root>/tmp, flock'ed while in use so that
+// clean_stale_staging() only removes what a crashed process left behind.
+class Staging {
+ public:
+  static Result<Staging> create(const std::string& tmp_root, const std::string& prefix) {
+    std::string path = TRY(make_temp_dir(tmp_root, prefix));
+    auto fd = open_dir(path);
+    if (!fd || ::flock(fd->get(), LOCK_EX | LOCK_NB) != 0) {
+      (void)remove_tree(path);
+      return fail(make_error("lock staging directory", path));
+    }
+    return Staging(std::move(path), std::move(*fd));
+  }
+  Staging(Staging&&) = default;
+  ~Staging() {
+    if (!path_.empty()) {
+      auto removed = remove_tree(path_);
+      if (!removed) log_warn("cannot remove {}: {}", path_, removed.error().message());
+    }
+  }
+  const std::string& path() const { return path_; }
+
+ private:
+  Staging(std::string path, UniqueFd fd) : path_(std::move(path)), fd_(std::move(fd)) {}
+  std::string path_;
+  UniqueFd fd_;
+};
+
+std::string blob_path(const std::string& root, const Digest& d) {
+  return path_join(root, "blobs/sha256/" + d.hex);
+}
+
+Result<void> write_blob(const std::string& root, const Digest& d, const std::string& bytes,
+                        std::vector<std::string>& written) {
+  std::string path = blob_path(root, d);
+  if (path_exists(path)) return {};
+  TRYV(write_file_atomic(path, bytes, 0644));
+  written.push_back(path);
+  return {};
+}
+
+Json record_to_json(const ImageRecord& r) {
+  Json layers = Json::array();
+  for (const Digest& d : r.layers) layers.push_back(d.str());
+  return {{"manifest", r.manifest.str()}, {"layers", layers}, {"created", r.created},
+          {"loaded", r.loaded},           {"size", r.size}};
+}
+
+Result<ImageRecord> record_from_json(const std::string& hex, const Json& j) {
+  const std::string what = "image index entry " + hex;
+  ImageRecord r;
+  if (!Digest::is_hex64(hex)) return fail(make_error("read", what, "not an image ID"));
+  r.id = Digest{hex};
+  r.manifest = TRY(Digest::parse(TRY(json_string(j, "manifest", what))));
+  for (const Json& l : *TRY(json_array(j, "layers", what))) {
+    if (!l.is_string()) return fail(make_error("read", what, "layer is not a string"));
+    r.layers.push_back(TRY(Digest::parse(l.get<std::string>())));
+  }
+  r.created = json_string_or(j, "created");
+  r.loaded = j.value("loaded", int64_t{0});
+  r.size = j.value("size", uint64_t{0});
+  return r;
+}
+
+// Moves a directory into <root>/tmp so it can be deleted after the lock is released.
+Result<std::string> move_to_trash(const std::string& root, const std::string& path) {
+  std::string trash = path_join(root, "tmp/trash-" + random_hex(16));
+  if (::rename(path.c_str(), trash.c_str()) != 0) return fail(sys_error("rename", path));
+  return trash;
+}
+
+}  // namespace
+
+Result<ImageStore> ImageStore::open(const std::string& root_arg) {
+  if (root_arg.empty() || root_arg.front() != '/')
+    return fail(make_error("open store", root_arg, "the root must be an absolute path"));
+  std::string root = root_arg;
+  while (root.size() > 1 && root.back() == '/') root.pop_back();
+  if (root.find_first_of(",:\\") != std::string::npos)
+    return fail(make_error("open store", root, "the root path must not contain ',', ':' or '\\'"));
+  // 0700: layers hold setuid files and device-less copies of images that
+  // unprivileged host users must not reach.
+  TRYV(mkdir_p(root, 0700));
+  if (::chmod(root.c_str(), 0700) != 0) return fail(sys_error("chmod", root));
+  for (const char* sub : {"blobs/sha256", "layers", "mounts", "tmp", "empty", "containers"})
+    TRYV(mkdir_p(path_join(root, sub), 0700));
+  return ImageStore(root);
+}
+
+std::string ImageStore::layer_dir(const Digest& diff_id) const {
+  return path_join(root_, "layers/" + diff_id.hex);
+}
+
+std::string ImageStore::empty_dir() const { return path_join(root_, "empty"); }
+
+std::string ImageStore::mount_dir(const Digest& id) const { return path_join(root_, "mounts/" + id.hex); }
+
+Result<FileLock> ImageStore::lock() const {
+  return FileLock::acquire(path_join(root_, "images.lock"), FileLock::Mode::exclusive);
+}
+
+Result<ImageStore::Index> ImageStore::read_index() const {
+  Index index;
+  std::string path = path_join(root_, "images.json");
+  if (!path_exists(path)) return index;
+  std::string text = TRY(read_file(path));
+  Json j = TRY(parse_json(text, path));
+  if (auto it = j.find("images"); it != j.end() && it->is_object())
+    for (auto& [hex, entry] : it->items()) index.images[hex] = TRY(record_from_json(hex, entry));
+  if (auto it = j.find("tags"); it != j.end() && it->is_object())
+    for (auto& [tag, hex] : it->items())
+      if (hex.is_string() && index.images.contains(hex.get<std::string>())) {
+        index.tags[tag] = hex.get<std::string>();
+        index.images[hex.get<std::string>()].tags.push_back(tag);
+      }
+  if (auto it = j.find("layers"); it != j.end() && it->is_object())
+    for (auto& [hex, size] : it->items()) index.layer_sizes[hex] = size.is_number_unsigned() ? size.get<uint64_t>() : 0;
+  return index;
+}
+
+Result<void> ImageStore::write_index(const Index& index) const {
+  Json images = Json::object(), tags = Json::object(), layers = Json::object();
+  for (const auto& [hex, r] : index.images) images[hex] = record_to_json(r);
+  for (const auto& [tag, hex] : index.tags) tags[tag] = hex;
+  for (const auto& [hex, size] : index.layer_sizes) layers[hex] = size;
+  Json j = {{"version", 1}, {"images", images}, {"tags", tags}, {"layers", layers}};
+  return write_file_atomic(path_join(root_, "images.json"), j.dump(2) + "\n", 0600);
+}
+
+void ImageStore::clean_stale_staging() const {
+  std::string tmp = path_join(root_, "tmp");
+  auto names = list_dir(tmp);
+  if (!names) return;
+  for (const std::string& name : *names) {
+    std::string path = path_join(tmp, name);
+    auto fd = open_path(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+    if (fd && ::flock(fd->get(), LOCK_EX | LOCK_NB) != 0) continue;  // in use
+    log_debug("removing stale staging directory {}", path);
+    (void)remove_tree(path);
+  }
+}
+
+Result<std::vector<LoadReport>> ImageStore::load(const std::string& input) {
+  clean_stale_staging();
+  // A concurrent rmi can remove a layer this load meant to share; then the
+  // load starts over and unpacks it itself.
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    bool retry = false;
+    auto reports = load_once(input, &retry);
+    if (!reports || !retry) return reports;
+    log_debug("layer removed during load; retrying");
+  }
+  return fail(make_error("load", input, "the store kept changing underneath; try again"));
+}
+
+namespace {
+
+// Verifies and unpacks one layer into `dest`.
+Result<uint64_t> stage_layer(const SourceLayer& layer, const std::string& dest) {
+  std::string name = layer.has_digest ? "layer " + layer.digest.str() : "layer " + layer.diff_id.str();
+  if (layer.has_digest) {
+    auto hex = sha256_file(layer.path);
+    if (!hex) return fail(make_error("load " + name, "", "blob missing or unreadable (" + hex.error().message() + ")"));
+    if (*hex != layer.digest.hex)
+      return fail(make_error("load " + name, "", "content does not match its digest (corrupt or tampered blob)"));
+  }
+  TRYV(mkdir_p(dest, 0755));
+  UnpackedLayer unpacked = TRY(unpack_layer(layer.path, dest, name));
+  if (unpacked.diff_id_hex != layer.diff_id.hex)
+    return fail(make_error("load " + name, "",
+                           "uncompressed content is sha256:" + unpacked.diff_id_hex +
+                               " but the image config says " + layer.diff_id.str()));
+  return unpacked.size;
+}
+
+}  // namespace
+
+Result<std::vector<LoadReport>> ImageStore::load_once(const std::string& input, bool* retry) {
+  struct stat st;
+  if (::stat(input.c_str(), &st) != 0) return fail(sys_error("open", input));
+  Staging staging = TRY(Staging::create(path_join(root_, "tmp"), "load-"));
+  std::string src = input;
+  if (!S_ISDIR(st.st_mode)) {
+    src = path_join(staging.path(), "src");
+    TRYV(mkdir_p(src, 0700));
+    TRYV(extract_archive(input, src, "image archive '" + input + "'"));
+  }
+  std::vector<SourceImage> images = TRY(read_image_dir(src, "image archive '" + input + "'"));
+
+  // Unpack what the store lacks, outside the lock.
+  std::map<std::string, uint64_t> staged;  // diff id hex -> size
+  for (const SourceImage& img : images) {
+    for (const SourceLayer& layer : img.layers) {
+      if (staged.contains(layer.diff_id.hex) || is_directory(layer_dir(layer.diff_id))) continue;
+      staged[layer.diff_id.hex] =
+          TRY(stage_layer(layer, path_join(staging.path(), "layers/" + layer.diff_id.hex)));
+    }
+  }
+
+  FileLock guard = TRY(lock());
+  Index index = TRY(read_index());
+  for (const SourceImage& img : images)
+    for (const SourceLayer& layer : img.layers)
+      if (!staged.contains(layer.diff_id.hex) && !is_directory(layer_dir(layer.diff_id))) {
+        *retry = true;
+        return std::vector<LoadReport>{};
+      }
+
+  std::vector<std::string> added;  // undone if the index cannot be written
+  auto commit = [&]() -> Result<std::vector<LoadReport>> {
+    for (const auto& [hex, size] : staged) {
+      std::string dest = layer_dir(Digest{hex});
+      if (is_directory(dest)) continue;
+      std::string from = path_join(staging.path(), "layers/" + hex);
+      if (::rename(from.c_str(), dest.c_str()) != 0) return fail(sys_error("rename", dest));
+      added.push_back(dest);
+      index.layer_sizes[hex] = size;
+    }
+    std::vector<LoadReport> reports;
+    int64_t now = static_cast<int64_t>(::time(nullptr));
+    for (const SourceImage& img : images) {
+      Digest manifest{sha256_hex(img.manifest_json)};
+      TRYV(write_blob(root_, manifest, img.manifest_json, added));
+      TRYV(write_blob(root_, img.config_digest, img.config_json, added));
+      ImageRecord rec;
+      rec.id = img.config_digest;
+      rec.manifest = manifest;
+      rec.created = json_string_or(img.config, "created");
+      rec.loaded = now;
+      for (const SourceLayer& l : img.layers) {
+        rec.layers.push_back(l.diff_id);
+        rec.size += index.layer_sizes[l.diff_id.hex];
+      }
+      if (auto old = index.images.find(rec.id.hex); old != index.images.end()) rec.loaded = old->second.loaded;
+      index.images[rec.id.hex] = rec;
+      for (const std::string& t : img.tags) index.tags[t] = rec.id.hex;
+      reports.push_back({rec.id, img.tags});
+    }
+    TRYV(write_index(index));
+    return reports;
+  };
+  auto reports = commit();
+  if (!reports) {
+    for (const std::string& path : added) (void)remove_tree(path);
+  }
+  return reports;
+}
+
+Result<std::vector<ImageRecord>> ImageStore::list() const {
+  Index index = TRY(read_index());
+  std::vector<ImageRecord> out;
+  for (auto& [hex, r] : index.images) out.push_back(r);
+  return out;
+}
+
+Result<ImageRecord> ImageStore::resolve_in(const Index& index, const std::string& ref) const {
+  std::string id = ref;
+  if (id.starts_with("sha256:")) id = id.substr(7);
+  bool hexish = id.size() >= 3 && id.size() <= 64 &&
+                std::all_of(id.begin(), id.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
+  if (auto r = Reference::parse(ref); r) {
+    if (auto it = index.tags.find(r->str()); it != index.tags.end()) return index.images.at(it->second);
+  }
+  if (hexish) {
+    const ImageRecord* found = nullptr;
+    for (const auto& [hex, rec] : index.images) {
+      if (hex.compare(0, id.size(), id) != 0) continue;
+      if (found) return fail(make_error("find image", ref, "the ID prefix is ambiguous; give more characters"));
+      found = &rec;
+    }
+    if (found) return *found;
+  }
+  return fail(make_error("image", ref, "not found locally; load it with 'isola load -i FILE'"));
+}
+
+Result<ImageRecord> ImageStore::resolve(const std::string& ref) const {
+  Index index = TRY(read_index());
+  return resolve_in(index, ref);
+}
+
+Result<Json> ImageStore::config(const ImageRecord& image) const {
+  std::string text = TRY(read_file(blob_path(root_, image.id), kMaxJsonBlob));
+  return parse_json(text, "config " + image.id.str());
+}
+
+Result<void> ImageStore::tag(const std::string& source, const std::string& target) {
+  Reference ref = TRY(Reference::parse(target));
+  FileLock guard = TRY(lock());
+  Index index = TRY(read_index());
+  ImageRecord image = TRY(resolve_in(index, source));
+  index.tags[ref.str()] = image.id.hex;
+  return write_index(index);
+}
+
+Result<std::vector<Digest>> ImageStore::images_in_use() const {
+  std::vector<Digest> out;
+  std::string dir = path_join(root_, "containers");
+  auto names = list_dir(dir);
+  if (!names) return out;
+  for (const std::string& name : *names) {
+    auto text = read_file(path_join(dir, name + "/container.json"));
+    if (!text) continue;
+    auto j = parse_json(*text, name);
+    if (!j) continue;
+    std::string id = json_string_or(*j, "image_id");
+    if (Digest::is_hex64(id)) out.push_back(Digest{id});
+  }
+  return out;
+}
+
+bool ImageStore::is_mounted(const Digest& id) const { return is_mount_point(mount_dir(id)); }
+
+Result<void> ImageStore::unmount_id(const Digest& id) const {
+  std::string dir = mount_dir(id);
+  if (is_mounted(id)) TRYV(unmount_path(dir));
+  if (::rmdir(dir.c_str()) != 0 && errno != ENOENT) return fail(sys_error("rmdir", dir));
+  return {};
+}
+
+Result<void> ImageStore::collect_layers(Index& index) const {
+  std::set<std::string> used;
+  for (const auto& [hex, r] : index.images)
+    for (const Digest& d : r.layers) used.insert(d.hex);
+  std::vector<std::string> trash;
+  for (const std::string& name : TRY(list_dir(path_join(root_, "layers")))) {
+    if (used.contains(name)) continue;
+    trash.push_back(TRY(move_to_trash(root_, path_join(root_, "layers/" + name))));
+    index.layer_sizes.erase(name);
+  }
+  for (const std::string& name : TRY(list_dir(path_join(root_, "blobs/sha256")))) {
+    bool keep = false;
+    for (const auto& [hex, r] : index.images) keep = keep || r.id.hex == name || r.manifest.hex == name;
+    if (!keep && ::unlink(path_join(root_, "blobs/sha256/" + name).c_str()) != 0 && errno != ENOENT)
+      return fail(sys_error("unlink", name));
+  }
+  for (const std::string& t : trash) (void)remove_tree(t);
+  return {};
+}
+
+Result<RemoveReport> ImageStore::remove(const std::string& ref, bool force) {
+  FileLock guard = TRY(lock());
+  Index index = TRY(read_index());
+  ImageRecord image = TRY(resolve_in(index, ref));
+  RemoveReport report;
+
+  // By name: drop that tag; the image goes only with its last tag.
+  auto name = Reference::parse(ref);
+  bool by_name = name && index.tags.contains(name->str());
+  if (by_name && image.tags.size() > 1) {
+    index.tags.erase(name->str());
+    report.untagged.push_back(name->str());
+    TRYV(write_index(index));
+    return report;
+  }
+  if (!by_name && image.tags.size() > 1 && !force) {
+    std::string list;
+    for (const auto& t : image.tags) list += (list.empty() ? "" : ", ") + t;
+    return fail(make_error("remove image", image.id.short_id(),
+                           "it is tagged in several repositories (" + list + "); remove it by name or use -f"));
+  }
+  auto users = TRY(images_in_use());
+  if (std::find(users.begin(), users.end(), image.id) != users.end())
+    return fail(make_error("remove image", ref, "it is in use by a container; remove the container first"));
+  if (is_mounted(image.id)) {
+    if (!force)
+      return fail(make_error("remove image", ref,
+                             "it is mounted at " + mount_dir(image.id) + "; run 'isola image unmount " + ref +
+                                 "' or use -f"));
+    TRYV(unmount_id(image.id));
+  }
+  (void)::rmdir(mount_dir(image.id).c_str());
+  for (const std::string& t : image.tags) {
+    index.tags.erase(t);
+    report.untagged.push_back(t);
+  }
+  index.images.erase(image.id.hex);
+  report.deleted.push_back(image.id);
+  TRYV(write_index(index));
+  TRYV(collect_layers(index));
+  TRYV(write_index(index));
+  return report;
+}
+
+Result<std::string> ImageStore::mount(const std::string& ref) {
+  FileLock guard = TRY(lock());
+  Index index = TRY(read_index());
+  ImageRecord image = TRY(resolve_in(index, ref));
+  std::string dir = mount_dir(image.id);
+  if (is_mounted(image.id)) return dir;
+  TRYV(mkdir_p(dir, 0700));
+  OverlaySpec spec;
+  for (auto it = image.layers.rbegin(); it != image.layers.rend(); ++it) spec.lowers_top_first.push_back(layer_dir(*it));
+  // A bottom empty layer: overlayfs wants two lower layers when there is no
+  // upper one, and it hides whiteouts only in layers above the lowest.
+  spec.lowers_top_first.push_back(empty_dir());
+  auto mounted = mount_overlay(spec, dir);
+  if (!mounted) {
+    (void)::rmdir(dir.c_str());
+    return fail(mounted.error());
+  }
+  return dir;
+}
+
+Result<void> ImageStore::unmount(const std::string& ref) {
+  FileLock guard = TRY(lock());
+  Index index = TRY(read_index());
+  ImageRecord image = TRY(resolve_in(index, ref));
+  if (!is_mounted(image.id)) return fail(make_error("unmount image", ref, "it is not mounted"));
+  return unmount_id(image.id);
+}
+
+}  // namespace isola

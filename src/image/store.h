@@ -1,0 +1,101 @@
+// The image store under $ISOLA_ROOT: layers unpacked once by diff ID, shared
+// between images; manifests and configs as blobs; an index of images and tags.
+//
+//   <root>/images.json            index (written atomically, under <root>/images.lock)
+//   <root>/blobs/sha256/<hex>     manifests and configs
+//   <root>/layers/<diffid hex>/   unpacked layers in overlayfs form
+//   <root>/mounts/<image hex>/    read-only image mounts (isola image mount)
+//   <root>/tmp/                   staging for loads and removals
+//
+// Loads unpack into tmp/ without the lock and only take it to rename layers
+// into place and update the index, so concurrent loads and removals never see
+// a half-written layer or index.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/error.h"
+#include "common/fs.h"
+#include "common/json.h"
+#include "image/digest.h"
+
+namespace isola {
+
+struct ImageRecord {
+  Digest id;                    // the config digest
+  Digest manifest;              // digest of the stored manifest
+  std::vector<Digest> layers;   // diff IDs, bottom first
+  std::string created;          // from the config (RFC 3339), may be empty
+  int64_t loaded = 0;           // unix seconds when first loaded
+  uint64_t size = 0;            // bytes of unpacked layer content
+  std::vector<std::string> tags;
+};
+
+struct LoadReport {
+  Digest id;
+  std::vector<std::string> tags;
+};
+
+struct RemoveReport {
+  std::vector<std::string> untagged;
+  std::vector<Digest> deleted;
+};
+
+class ImageStore {
+ public:
+  // Opens (creating if needed) the store at `root`.
+  static Result<ImageStore> open(const std::string& root);
+
+  const std::string& root() const { return root_; }
+  std::string layer_dir(const Digest& diff_id) const;
+  std::string empty_dir() const;
+
+  // Loads every image of an OCI layout or docker-save archive (file or directory).
+  Result<std::vector<LoadReport>> load(const std::string& input);
+
+  Result<std::vector<ImageRecord>> list() const;
+  // NAME[:TAG], a full ID, "sha256:ID", or an unambiguous ID prefix (3+ chars).
+  Result<ImageRecord> resolve(const std::string& ref) const;
+  Result<Json> config(const ImageRecord& image) const;
+
+  Result<void> tag(const std::string& source, const std::string& target);
+  Result<RemoveReport> remove(const std::string& ref, bool force);
+
+  // Read-only merged view of an image's layers; returns its path.
+  Result<std::string> mount(const std::string& ref);
+  Result<void> unmount(const std::string& ref);
+
+  // Images that containers use, from <root>/containers/*/container.json
+  // ("image_id"); the process-isolation engine writes those files.
+  Result<std::vector<Digest>> images_in_use() const;
+
+ private:
+  explicit ImageStore(std::string root) : root_(std::move(root)) {}
+
+  struct Index {
+    std::map<std::string, ImageRecord> images;    // by id hex
+    std::map<std::string, std::string> tags;      // "repo:tag" -> id hex
+    std::map<std::string, uint64_t> layer_sizes;  // diff id hex -> bytes
+  };
+  Result<Index> read_index() const;
+  Result<void> write_index(const Index& index) const;
+  Result<FileLock> lock() const;
+  Result<ImageRecord> resolve_in(const Index& index, const std::string& ref) const;
+  std::string mount_dir(const Digest& id) const;
+  bool is_mounted(const Digest& id) const;
+  Result<void> unmount_id(const Digest& id) const;
+  // Removes layer directories no image references (under the lock).
+  Result<void> collect_layers(Index& index) const;
+  void clean_stale_staging() const;
+
+  struct Staged;
+  Result<std::vector<LoadReport>> load_once(const std::string& input, bool* retry);
+
+  std::string root_;
+};
+
+}  // namespace isola
