@@ -32,6 +32,8 @@ int main(int argc, char** argv) {
   app.fallthrough();
 
   add_image_commands(app, globals);
+  add_run_commands(app, globals);
+  add_container_commands(app, globals);
   app.add_subcommand("version", "Show the isola version")->callback([&] {
     globals.action = [] {
       std::cout << "isola version " << ISOLA_VERSION << "\n";

@@ -15,6 +15,7 @@ struct Error {
   std::string op;       // what failed: "open", "parse manifest", ...
   std::string object;   // the path, digest or name it failed on
   std::string detail;   // extra human text (the fix, the reason)
+  int exit_code = 0;    // for failures to start a process: docker's 126/127, else 0
 
   // The user-facing text: "op 'object': strerror: detail".
   std::string message() const;

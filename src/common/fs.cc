@@ -48,6 +48,20 @@ Result<UniqueFd> open_beneath(int dirfd, const std::string& rel, int flags, mode
   return UniqueFd(fd);
 }
 
+Result<UniqueFd> open_in_root(int dirfd, const std::string& rel, int flags, mode_t mode) {
+  struct open_how how {};
+  how.flags = static_cast<uint64_t>(flags | O_CLOEXEC);
+  how.mode = (flags & (O_CREAT | O_TMPFILE)) ? mode : 0;
+  how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+  const char* p = rel.empty() ? "." : rel.c_str();
+  int fd;
+  do {
+    fd = static_cast<int>(::syscall(SYS_openat2, dirfd, p, &how, sizeof how));
+  } while (fd < 0 && errno == EAGAIN);
+  if (fd < 0) return fail(sys_error("open", rel));
+  return UniqueFd(fd);
+}
+
 Result<std::string> read_fd(int fd, const std::string& what, size_t max_size) {
   std::string out;
   char buf[65536];

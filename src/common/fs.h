@@ -24,6 +24,10 @@ Result<UniqueFd> open_dir(const std::string& path);
 // paths, no symlinks on the way (openat2 RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS).
 Result<UniqueFd> open_beneath(int dirfd, const std::string& rel, int flags, mode_t mode = 0);
 
+// Opens `rel` as if `dirfd` were the root: symlinks and ".." are resolved
+// inside it (openat2 RESOLVE_IN_ROOT), as the container would see them.
+Result<UniqueFd> open_in_root(int dirfd, const std::string& rel, int flags, mode_t mode = 0);
+
 // Reads a whole file; refuses files larger than `max_size` bytes.
 Result<std::string> read_file(const std::string& path, size_t max_size = 64u << 20);
 Result<std::string> read_fd(int fd, const std::string& what, size_t max_size = 64u << 20);

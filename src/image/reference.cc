@@ -18,6 +18,29 @@ static bool valid_component(std::string_view c) {
   return alnum(c.front()) && alnum(c.back());
 }
 
+// host[:port], where host is dot-separated labels of letters, digits and '-'.
+static bool valid_host(std::string_view host) {
+  std::string_view name = host;
+  if (size_t colon = host.find(':'); colon != std::string_view::npos) {
+    std::string_view port = host.substr(colon + 1);
+    if (port.empty() || port.size() > 5) return false;
+    for (char c : port)
+      if (c < '0' || c > '9') return false;
+    name = host.substr(0, colon);
+  }
+  size_t start = 0;
+  while (start <= name.size()) {
+    size_t end = name.find('.', start);
+    std::string_view label = name.substr(start, end == std::string_view::npos ? end : end - start);
+    if (label.empty() || label.front() == '-' || label.back() == '-') return false;
+    for (char c : label)
+      if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-')) return false;
+    if (end == std::string_view::npos) break;
+    start = end + 1;
+  }
+  return true;
+}
+
 Result<Reference> Reference::parse(std::string_view text) {
   auto bad = [&](const char* why) {
     return fail(make_error("parse image reference", std::string(text.substr(0, 256)), why));
@@ -52,8 +75,7 @@ Result<Reference> Reference::parse(std::string_view text) {
       path = name.substr(first_slash + 1);
     }
   }
-  for (char c : host)
-    if (!is_name_char(c) && c != ':' && !(c >= 'A' && c <= 'Z')) return bad("invalid registry host");
+  if (!host.empty() && !valid_host(host)) return bad("invalid registry host");
   if (path.empty()) return bad("missing repository name");
   size_t start = 0;
   while (start <= path.size()) {

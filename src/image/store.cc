@@ -25,11 +25,19 @@ namespace {
 class Staging {
  public:
   static Result<Staging> create(const std::string& tmp_root, const std::string& prefix) {
+    // Shared against clean_stale_staging(), which holds it exclusively: a
+    // directory is never seen unlocked between its creation and its flock.
+    FileLock guard = TRY(FileLock::acquire(tmp_root + ".lock", FileLock::Mode::shared));
     std::string path = TRY(make_temp_dir(tmp_root, prefix));
     auto fd = open_dir(path);
-    if (!fd || ::flock(fd->get(), LOCK_EX | LOCK_NB) != 0) {
+    if (!fd) {
       (void)remove_tree(path);
-      return fail(make_error("lock staging directory", path));
+      return fail(fd.error());
+    }
+    if (::flock(fd->get(), LOCK_EX | LOCK_NB) != 0) {
+      Error e = sys_error("lock staging directory", path);
+      (void)remove_tree(path);
+      return fail(e);
     }
     return Staging(std::move(path), std::move(*fd));
   }
@@ -151,9 +159,13 @@ Result<void> ImageStore::write_index(const Index& index) const {
 
 void ImageStore::clean_stale_staging() const {
   std::string tmp = path_join(root_, "tmp");
+  auto guard = FileLock::acquire(tmp + ".lock", FileLock::Mode::exclusive);
+  if (!guard) return;
   auto names = list_dir(tmp);
   if (!names) return;
   for (const std::string& name : *names) {
+    // Only load staging is flock'ed; other entries belong to their removers.
+    if (!name.starts_with("load-")) continue;
     std::string path = path_join(tmp, name);
     auto fd = open_path(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
     if (fd && ::flock(fd->get(), LOCK_EX | LOCK_NB) != 0) continue;  // in use

@@ -1,0 +1,35 @@
+// The user's side of a container's stdio: raw mode for -t, window size
+// changes, and the attach session with a container's monitor.
+#pragma once
+
+#include <string>
+
+#include "common/error.h"
+
+namespace isola::cli {
+
+// Puts the terminal on `fd` into raw mode until destroyed.
+class RawTerminal {
+ public:
+  explicit RawTerminal(int fd);
+  ~RawTerminal();
+  RawTerminal(const RawTerminal&) = delete;
+  RawTerminal& operator=(const RawTerminal&) = delete;
+
+ private:
+  int fd_;
+  bool active_ = false;
+  char saved_[64];  // struct termios
+};
+
+struct AttachOptions {
+  bool stdin = false;  // forward our stdin
+  bool tty = false;    // the container has a terminal: raw mode + resize
+};
+
+// Attaches to the monitor's socket, starts the process if it waits for us,
+// relays stdio until it exits; returns the container's exit code. Errors
+// before the process started carry the 126/127 exit code hint.
+Result<int> attach_session(const std::string& socket_path, const AttachOptions& opts);
+
+}  // namespace isola::cli

@@ -1,0 +1,278 @@
+#include "engine/container_store.h"
+
+#include <signal.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+
+#include "image/digest.h"
+
+namespace isola {
+
+namespace {
+
+const char* kAdjectives[] = {"amber", "brave", "calm", "clever", "eager", "fond", "gentle", "happy",
+                             "jolly", "keen", "lucid", "merry", "nimble", "proud", "quiet", "rapid",
+                             "sharp", "steady", "swift", "tidy", "vivid", "warm", "wise", "zesty"};
+const char* kNouns[] = {"badger", "crane", "dolphin", "falcon", "gecko", "heron", "ibis", "jaguar",
+                        "koala", "lemur", "marten", "newt", "otter", "panda", "quail", "raven",
+                        "salmon", "tapir", "urchin", "vole", "walrus", "yak", "zebra", "lynx"};
+
+std::string random_name() {
+  std::string hex = random_hex(4);
+  unsigned v = static_cast<unsigned>(std::stoul(hex, nullptr, 16));
+  return std::string(kAdjectives[v % std::size(kAdjectives)]) + "_" +
+         kNouns[(v / std::size(kAdjectives)) % std::size(kNouns)];
+}
+
+bool valid_name(const std::string& name) {
+  if (name.empty() || name.size() > 128) return false;
+  if (!std::isalnum(static_cast<unsigned char>(name[0]))) return false;
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == '-';
+  });
+}
+
+const char* isolation_name(Isolation i) { return i == Isolation::vm ? "vm" : "process"; }
+
+}  // namespace
+
+Json ContainerRecord::to_json() const {
+  return {{"id", id},
+          {"name", name},
+          {"image", image},
+          {"image_id", image_id},
+          {"command", command},
+          {"created_ns", created_ns},
+          {"isolation", isolation_name(isolation)},
+          {"tty", tty},
+          {"interactive", interactive},
+          {"auto_remove", auto_remove},
+          {"stop_signal", stop_signal},
+          {"labels", labels},
+          {"options", options}};
+}
+
+Result<ContainerRecord> ContainerRecord::from_json(const Json& j) {
+  const std::string what = "container record";
+  ContainerRecord r;
+  r.id = TRY(json_string(j, "id", what));
+  if (!Digest::is_hex64(r.id)) return fail(make_error("read", what, "bad container ID"));
+  r.name = json_string_or(j, "name");
+  r.image = json_string_or(j, "image");
+  r.image_id = json_string_or(j, "image_id");
+  if (auto it = j.find("command"); it != j.end() && it->is_array())
+    for (const Json& a : *it)
+      if (a.is_string()) r.command.push_back(a.get<std::string>());
+  r.created_ns = j.value("created_ns", int64_t{0});
+  r.isolation = json_string_or(j, "isolation") == "vm" ? Isolation::vm : Isolation::process;
+  r.tty = j.value("tty", false);
+  r.interactive = j.value("interactive", false);
+  r.auto_remove = j.value("auto_remove", false);
+  r.stop_signal = json_string_or(j, "stop_signal", "SIGTERM");
+  if (auto it = j.find("labels"); it != j.end() && it->is_object())
+    for (auto& [k, v] : it->items())
+      if (v.is_string()) r.labels[k] = v.get<std::string>();
+  if (auto it = j.find("options"); it != j.end()) r.options = *it;
+  return r;
+}
+
+Json ContainerState::to_json() const {
+  return {{"status", status},           {"pid", pid},
+          {"pid_start", pid_start},     {"monitor_pid", monitor_pid},
+          {"monitor_start", monitor_start}, {"exit_code", exit_code},
+          {"oom_killed", oom_killed},   {"started_ns", started_ns},
+          {"finished_ns", finished_ns}, {"error", error}};
+}
+
+ContainerState ContainerState::from_json(const Json& j) {
+  ContainerState s;
+  if (!j.is_object()) return s;
+  s.status = json_string_or(j, "status", "created");
+  s.pid = j.value("pid", 0);
+  s.pid_start = j.value("pid_start", uint64_t{0});
+  s.monitor_pid = j.value("monitor_pid", 0);
+  s.monitor_start = j.value("monitor_start", uint64_t{0});
+  s.exit_code = j.value("exit_code", 0);
+  s.oom_killed = j.value("oom_killed", false);
+  s.started_ns = j.value("started_ns", int64_t{0});
+  s.finished_ns = j.value("finished_ns", int64_t{0});
+  s.error = json_string_or(j, "error");
+  return s;
+}
+
+uint64_t process_start_time(pid_t pid) {
+  if (pid <= 0) return 0;
+  auto text = read_file("/proc/" + std::to_string(pid) + "/stat", 4096);
+  if (!text) return 0;
+  // The command name may contain spaces and parentheses: fields follow the last ')'.
+  size_t close = text->rfind(')');
+  if (close == std::string::npos) return 0;
+  unsigned long long start = 0;
+  char state = 0;
+  // After ") ": state(3) ... starttime is field 22, i.e. the 20th after the state.
+  const char* p = text->c_str() + close + 2;
+  if (std::sscanf(p, "%c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %llu", &state,
+                  &start) != 2)
+    return 0;
+  if (state == 'Z' || state == 'X') return 0;
+  return start;
+}
+
+bool process_matches(pid_t pid, uint64_t start) {
+  return pid > 0 && start != 0 && process_start_time(pid) == start;
+}
+
+int64_t now_ns() {
+  struct timespec ts;
+  ::clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
+std::string format_time_ns(int64_t ns) {
+  if (ns <= 0) return "0001-01-01T00:00:00Z";
+  time_t secs = static_cast<time_t>(ns / 1000000000);
+  struct tm tm;
+  ::gmtime_r(&secs, &tm);
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%09lldZ", tm.tm_year + 1900, tm.tm_mon + 1,
+                tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<long long>(ns % 1000000000));
+  return buf;
+}
+
+Result<ContainerStore> ContainerStore::open(const std::string& root) {
+  TRYV(mkdir_p(path_join(root, "containers"), 0700));
+  return ContainerStore(root);
+}
+
+std::string ContainerStore::dir(const std::string& id) const { return path_join(root_, "containers/" + id); }
+std::string ContainerStore::run_dir(const std::string& id) { return "/run/isola/" + id; }
+std::string ContainerStore::socket_path(const std::string& id) { return run_dir(id) + "/ctl.sock"; }
+
+Result<FileLock> ContainerStore::lock_names() const {
+  return FileLock::acquire(path_join(root_, "containers.lock"), FileLock::Mode::exclusive);
+}
+
+Result<FileLock> ContainerStore::lock(const std::string& id) const {
+  return FileLock::acquire(path_join(dir(id), "lock"), FileLock::Mode::exclusive);
+}
+
+Result<ContainerRecord> ContainerStore::create(ContainerRecord record) {
+  if (!record.name.empty() && !valid_name(record.name))
+    return fail(make_error("create container", record.name,
+                           "invalid name: use letters, digits, '_', '.' and '-', starting with a letter or digit"));
+  FileLock guard = TRY(lock_names());
+  std::vector<ContainerRecord> existing = TRY(list());
+  auto taken = [&](const std::string& name) {
+    return std::any_of(existing.begin(), existing.end(), [&](const ContainerRecord& r) { return r.name == name; });
+  };
+  if (record.name.empty()) {
+    do record.name = random_name();
+    while (taken(record.name) && (record.name += "_" + random_hex(4), taken(record.name)));
+  } else if (taken(record.name)) {
+    return fail(make_error("create container", record.name,
+                           "the name is already in use; remove that container or choose another name"));
+  }
+  record.id = random_hex(64);
+  record.created_ns = now_ns();
+  std::string d = dir(record.id);
+  std::string staging = d + ".creating";
+  TRYV(mkdir_p(staging, 0700));
+  auto written = write_file_atomic(path_join(staging, "container.json"), record.to_json().dump(2) + "\n", 0600);
+  if (written) written = write_file_atomic(path_join(staging, "state.json"), ContainerState{}.to_json().dump() + "\n", 0600);
+  if (written && ::rename(staging.c_str(), d.c_str()) != 0) written = fail(sys_error("rename", d));
+  if (!written) {
+    (void)remove_tree(staging);
+    return fail(written.error());
+  }
+  return record;
+}
+
+Result<std::vector<ContainerRecord>> ContainerStore::list() const {
+  std::vector<ContainerRecord> out;
+  for (const std::string& name : TRY(list_dir(path_join(root_, "containers")))) {
+    if (!Digest::is_hex64(name)) continue;  // staging or foreign entries
+    auto text = read_file(path_join(dir(name), "container.json"), 4u << 20);
+    if (!text) continue;
+    auto j = parse_json(*text, name);
+    if (!j) continue;
+    auto rec = ContainerRecord::from_json(*j);
+    if (rec) out.push_back(std::move(*rec));
+  }
+  std::sort(out.begin(), out.end(),
+            [](const ContainerRecord& a, const ContainerRecord& b) { return a.created_ns > b.created_ns; });
+  return out;
+}
+
+Result<ContainerRecord> ContainerStore::resolve(const std::string& ref) const {
+  std::vector<ContainerRecord> all = TRY(list());
+  for (const ContainerRecord& r : all)
+    if (r.name == ref || r.id == ref) return r;
+  const ContainerRecord* found = nullptr;
+  if (ref.size() >= 3 && ref.find_first_not_of("0123456789abcdef") == std::string::npos) {
+    for (const ContainerRecord& r : all) {
+      if (r.id.compare(0, ref.size(), ref) != 0) continue;
+      if (found) return fail(make_error("find container", ref, "the ID prefix is ambiguous; give more characters"));
+      found = &r;
+    }
+  }
+  if (found) return *found;
+  return fail(make_error("container", ref, "no such container"));
+}
+
+Result<void> ContainerStore::rename(const std::string& ref, const std::string& new_name) {
+  if (!valid_name(new_name))
+    return fail(make_error("rename container", new_name,
+                           "invalid name: use letters, digits, '_', '.' and '-', starting with a letter or digit"));
+  FileLock guard = TRY(lock_names());
+  ContainerRecord rec = TRY(resolve(ref));
+  for (const ContainerRecord& r : TRY(list()))
+    if (r.name == new_name && r.id != rec.id)
+      return fail(make_error("rename container", new_name, "the name is already in use"));
+  rec.name = new_name;
+  return write_file_atomic(path_join(dir(rec.id), "container.json"), rec.to_json().dump(2) + "\n", 0600);
+}
+
+Result<void> ContainerStore::remove(const std::string& id) {
+  FileLock guard = TRY(lock_names());
+  std::string d = dir(id);
+  // Rename first so a half-removed container never lists.
+  std::string trash = path_join(root_, "tmp/container-" + id);
+  (void)mkdir_p(path_join(root_, "tmp"), 0700);
+  if (::rename(d.c_str(), trash.c_str()) != 0 && errno != ENOENT) return fail(sys_error("rename", d));
+  TRYV(remove_tree(trash));
+  (void)remove_tree(run_dir(id));
+  return {};
+}
+
+ContainerState ContainerStore::recorded_state(const std::string& id) const {
+  auto text = read_file(path_join(dir(id), "state.json"), 1u << 20);
+  if (!text) return {};
+  auto j = parse_json(*text, "state");
+  if (!j) return {};
+  return ContainerState::from_json(*j);
+}
+
+ContainerState ContainerStore::state(const std::string& id) const {
+  ContainerState s = recorded_state(id);
+  if (s.status == "running" || s.status == "paused") {
+    bool container_alive = process_matches(s.pid, s.pid_start);
+    bool monitor_alive = process_matches(s.monitor_pid, s.monitor_start);
+    if (!container_alive || !monitor_alive) {
+      // Whoever should have recorded the exit is gone; tell the truth.
+      s.status = "exited";
+      if (s.finished_ns == 0) s.finished_ns = now_ns();
+      if (s.error.empty()) s.error = monitor_alive ? "container process vanished" : "the container's monitor died";
+      if (s.exit_code == 0) s.exit_code = 137;
+    }
+  }
+  return s;
+}
+
+Result<void> ContainerStore::write_state(const std::string& id, const ContainerState& state) const {
+  return write_file_atomic(path_join(dir(id), "state.json"), state.to_json().dump() + "\n", 0600);
+}
+
+}  // namespace isola

@@ -1,0 +1,100 @@
+// Containers on disk: one directory per container under <root>/containers,
+// with its static record (container.json), its state (state.json, replaced
+// atomically by whoever changes it, under the container's lock), its runtime
+// spec (config.json), its overlay upper/work directories, its rootfs mount
+// point and its log. Runtime files (the monitor's control socket) live in
+// /run/isola/<id>. Names are unique within a root.
+#pragma once
+
+#include <sys/types.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "common/error.h"
+#include "common/fs.h"
+#include "common/json.h"
+#include "engine/options.h"
+
+namespace isola {
+
+struct ContainerRecord {
+  std::string id;        // 64 hex
+  std::string name;
+  std::string image;     // as the user gave it
+  std::string image_id;  // 64 hex
+  std::vector<std::string> command;  // the process args
+  int64_t created_ns = 0;
+  Isolation isolation = Isolation::process;
+  bool tty = false, interactive = false, auto_remove = false;
+  std::string stop_signal = "SIGTERM";
+  std::map<std::string, std::string> labels;
+  Json options;  // the RunOptions, for restart and inspect
+
+  Json to_json() const;
+  static Result<ContainerRecord> from_json(const Json& j);
+};
+
+struct ContainerState {
+  std::string status = "created";  // created, running, paused, exited
+  pid_t pid = 0;                   // container init, host PID
+  uint64_t pid_start = 0;          // its start time (clock ticks), against PID reuse
+  pid_t monitor_pid = 0;
+  uint64_t monitor_start = 0;
+  int exit_code = 0;
+  bool oom_killed = false;
+  int64_t started_ns = 0, finished_ns = 0;
+  std::string error;
+
+  Json to_json() const;
+  static ContainerState from_json(const Json& j);
+};
+
+// The start time of a process (field 22 of /proc/PID/stat), 0 if it is gone.
+uint64_t process_start_time(pid_t pid);
+// True when `pid` is alive and is the process that started at `start`.
+bool process_matches(pid_t pid, uint64_t start);
+// Nanoseconds since the epoch, and as RFC 3339 with nanoseconds.
+int64_t now_ns();
+std::string format_time_ns(int64_t ns);
+
+class ContainerStore {
+ public:
+  static Result<ContainerStore> open(const std::string& root);
+
+  const std::string& root() const { return root_; }
+  std::string dir(const std::string& id) const;
+  std::string rootfs_dir(const std::string& id) const { return path_join(dir(id), "rootfs"); }
+  std::string upper_dir(const std::string& id) const { return path_join(dir(id), "upper"); }
+  std::string work_dir(const std::string& id) const { return path_join(dir(id), "work"); }
+  std::string etc_dir(const std::string& id) const { return path_join(dir(id), "etc"); }
+  std::string log_path(const std::string& id) const { return path_join(dir(id), "container.log"); }
+  std::string spec_path(const std::string& id) const { return path_join(dir(id), "config.json"); }
+  static std::string run_dir(const std::string& id);
+  static std::string socket_path(const std::string& id);
+
+  // Allocates an ID (and a name if none is given), creates the directory and
+  // writes the record. Fails if the name is taken.
+  Result<ContainerRecord> create(ContainerRecord record);
+  Result<std::vector<ContainerRecord>> list() const;
+  // A full ID, a unique ID prefix, or a name.
+  Result<ContainerRecord> resolve(const std::string& ref) const;
+  Result<void> rename(const std::string& ref, const std::string& new_name);
+  Result<void> remove(const std::string& id);
+
+  // The state as recorded, corrected for a monitor or container that died
+  // without recording it: then the container shows as exited.
+  ContainerState state(const std::string& id) const;
+  ContainerState recorded_state(const std::string& id) const;
+  Result<void> write_state(const std::string& id, const ContainerState& state) const;
+  // Serialises state changes of one container.
+  Result<FileLock> lock(const std::string& id) const;
+
+ private:
+  explicit ContainerStore(std::string root) : root_(std::move(root)) {}
+  Result<FileLock> lock_names() const;
+  std::string root_;
+};
+
+}  // namespace isola

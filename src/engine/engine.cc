@@ -1,0 +1,257 @@
+#include "engine/engine.h"
+
+#include <signal.h>
+#include <sys/pidfd.h>
+#include <poll.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <thread>
+
+#include "common/log.h"
+#include "engine/spec_builder.h"
+#include "image/rootfs.h"
+#include "monitor/monitor.h"
+#include "runtime/cgroup.h"
+
+namespace isola {
+
+namespace {
+
+// Waits up to `timeout_ms` for a process to end (pidfd; -1 waits forever).
+bool wait_gone(pid_t pid, uint64_t start, int timeout_ms) {
+  if (!process_matches(pid, start)) return true;
+  int fd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+  if (fd >= 0) {
+    UniqueFd pidfd(fd);
+    if (!process_matches(pid, start)) return true;
+    pollfd p{fd, POLLIN, 0};
+    int r;
+    while ((r = ::poll(&p, 1, timeout_ms)) < 0 && errno == EINTR) {
+    }
+    return r > 0 || !process_matches(pid, start);
+  }
+  for (int waited = 0; timeout_ms < 0 || waited < timeout_ms; waited += 20) {
+    if (!process_matches(pid, start)) return true;
+    ::usleep(20000);
+  }
+  return !process_matches(pid, start);
+}
+
+}  // namespace
+
+Result<int> parse_signal(const std::string& text) {
+  static const std::pair<const char*, int> names[] = {
+      {"HUP", SIGHUP},   {"INT", SIGINT},   {"QUIT", SIGQUIT}, {"ILL", SIGILL},   {"TRAP", SIGTRAP},
+      {"ABRT", SIGABRT}, {"BUS", SIGBUS},   {"FPE", SIGFPE},   {"KILL", SIGKILL}, {"USR1", SIGUSR1},
+      {"SEGV", SIGSEGV}, {"USR2", SIGUSR2}, {"PIPE", SIGPIPE}, {"ALRM", SIGALRM}, {"TERM", SIGTERM},
+      {"CHLD", SIGCHLD}, {"CONT", SIGCONT}, {"STOP", SIGSTOP}, {"TSTP", SIGTSTP}, {"TTIN", SIGTTIN},
+      {"TTOU", SIGTTOU}, {"URG", SIGURG},   {"XCPU", SIGXCPU}, {"XFSZ", SIGXFSZ}, {"VTALRM", SIGVTALRM},
+      {"PROF", SIGPROF}, {"WINCH", SIGWINCH}, {"IO", SIGIO},   {"PWR", SIGPWR},   {"SYS", SIGSYS}};
+  std::string s = text;
+  for (char& c : s) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  if (s.rfind("SIG", 0) == 0) s = s.substr(3);
+  if (!s.empty() && s.find_first_not_of("0123456789") == std::string::npos && s.size() < 3) {
+    int n = std::stoi(s);
+    if (n >= 1 && n <= 64) return n;
+  }
+  for (const auto& [name, num] : names)
+    if (s == name) return num;
+  return fail(make_error("parse signal", text, "unknown signal; use a name like SIGTERM or a number"));
+}
+
+Json run_options_to_json(const RunOptions& o) {
+  Json vols = Json::array();
+  for (const VolumeOption& v : o.volumes) vols.push_back(v.source + ":" + v.destination + (v.readonly ? ":ro" : ""));
+  Json j = {{"Image", o.image},        {"Cmd", o.command},           {"Env", o.env},
+            {"WorkingDir", o.workdir}, {"User", o.user},             {"Hostname", o.hostname},
+            {"Volumes", vols},         {"Tmpfs", o.tmpfs},           {"ReadonlyRootfs", o.read_only},
+            {"Privileged", o.privileged}, {"CapAdd", o.cap_add},     {"CapDrop", o.cap_drop},
+            {"NoNewPrivileges", o.no_new_privileges}, {"Seccomp", o.seccomp}, {"NetworkMode", o.network},
+            {"Init", o.init},          {"Tty", o.tty},               {"OpenStdin", o.interactive},
+            {"AutoRemove", o.auto_remove}, {"Labels", o.labels}};
+  if (o.entrypoint) j["Entrypoint"] = *o.entrypoint;
+  if (o.memory) j["Memory"] = *o.memory;
+  if (o.cpus) j["NanoCpus"] = static_cast<int64_t>(*o.cpus * 1e9);
+  if (o.pids_limit) j["PidsLimit"] = *o.pids_limit;
+  return j;
+}
+
+Result<Engine> Engine::open(const std::string& root) {
+  ImageStore images = TRY(ImageStore::open(root));
+  ContainerStore containers = TRY(ContainerStore::open(root));
+  return Engine(std::move(images), std::move(containers));
+}
+
+Result<void> Engine::mount_rootfs(const ContainerRecord& rec) {
+  std::string target = containers_.rootfs_dir(rec.id);
+  if (is_mount_point(target)) return {};
+  ImageRecord image = TRY(images_.resolve(rec.image_id));
+  OverlaySpec spec;
+  for (auto it = image.layers.rbegin(); it != image.layers.rend(); ++it)
+    spec.lowers_top_first.push_back(images_.layer_dir(*it));
+  spec.lowers_top_first.push_back(images_.empty_dir());
+  spec.upper = containers_.upper_dir(rec.id);
+  spec.work = containers_.work_dir(rec.id);
+  for (const std::string& d : {spec.upper, spec.work, target}) TRYV(mkdir_p(d, 0755));
+  return mount_overlay(spec, target);
+}
+
+Result<ContainerRecord> Engine::create(const RunOptions& opts) {
+  if (opts.isolation == Isolation::vm)
+    return fail(make_error("create container", opts.image,
+                           "VM isolation is not available yet; use --isolation=process"));
+  if (opts.network != "none" && opts.network != "host")
+    return fail(make_error("create container", opts.network, "unsupported --network; use 'none' or 'host'"));
+  ImageRecord image = TRY(images_.resolve(opts.image));
+  Json image_config = TRY(images_.config(image));
+  Json cfg = image_config.value("config", Json::object());
+
+  ContainerRecord rec;
+  rec.name = opts.name;
+  rec.image = opts.image;
+  rec.image_id = image.id.hex;
+  rec.isolation = opts.isolation;
+  rec.tty = opts.tty;
+  rec.interactive = opts.interactive;
+  rec.auto_remove = opts.auto_remove;
+  rec.stop_signal = json_string_or(cfg, "StopSignal", "SIGTERM");
+  rec.labels = opts.labels;
+  rec.options = run_options_to_json(opts);
+  rec = TRY(containers_.create(rec));
+
+  auto built = [&]() -> Result<void> {
+    TRYV(mount_rootfs(rec));
+    SpecInputs in;
+    in.id = rec.id;
+    in.rootfs = containers_.rootfs_dir(rec.id);
+    in.etc_dir = containers_.etc_dir(rec.id);
+    in.image_config = cfg;
+    if (opts.init) {
+      in.init_path = "/usr/local/libexec/isola/isola-init";
+      if (!path_exists(in.init_path))
+        return fail(make_error("create container", in.init_path, "--init needs isola-init; reinstall isola"));
+    }
+    RuntimeSpec spec = TRY(build_spec(opts, in));
+    TRYV(write_etc_files(in.etc_dir, spec.hostname, opts.network == "host"));
+    rec.command = spec.process.args;
+    TRYV(write_file_atomic(containers_.spec_path(rec.id), spec.to_json().dump(2) + "\n", 0600));
+    return write_file_atomic(path_join(containers_.dir(rec.id), "container.json"), rec.to_json().dump(2) + "\n",
+                             0600);
+  }();
+  if (!built) {
+    (void)unmount_path(containers_.rootfs_dir(rec.id));
+    (void)containers_.remove(rec.id);
+    return fail(built.error());
+  }
+  return rec;
+}
+
+Result<pid_t> Engine::start(const ContainerRecord& rec, bool wait_for_attach) {
+  FileLock guard = TRY(containers_.lock(rec.id));
+  ContainerState st = containers_.state(rec.id);
+  if (st.status == "running" || st.status == "paused")
+    return fail(make_error("start container", rec.name, "it is already running"));
+  // A monitor that died leaves its cgroup and mount behind; clear them first.
+  if (st.status == "exited" && st.monitor_pid != 0) TRYV(cleanup(rec));
+  TRYV(mount_rootfs(rec));
+  auto pid = launch_monitor({containers_.root(), rec.id, wait_for_attach});
+  if (!pid) {
+    ContainerState failed = containers_.recorded_state(rec.id);
+    failed.status = "exited";
+    failed.exit_code = pid.error().exit_code ? pid.error().exit_code : 125;
+    failed.error = pid.error().message();
+    failed.finished_ns = now_ns();
+    (void)containers_.write_state(rec.id, failed);
+    (void)cleanup(rec);
+    return fail(pid.error());
+  }
+  return *pid;
+}
+
+Result<void> Engine::kill(const ContainerRecord& rec, int signal) {
+  ContainerState st = containers_.state(rec.id);
+  if (st.status != "running" && st.status != "paused")
+    return fail(make_error("kill container", rec.name, "it is not running"));
+  if (::kill(st.pid, signal) != 0) return fail(sys_error("kill", rec.name));
+  return {};
+}
+
+Result<void> Engine::stop(const ContainerRecord& rec, int timeout) {
+  ContainerState st = containers_.state(rec.id);
+  if (st.status != "running" && st.status != "paused") return {};
+  int sig = TRY(parse_signal(rec.stop_signal));
+  if (st.status == "paused") (void)pause(rec, false);
+  ::kill(st.pid, sig);
+  if (!wait_gone(st.pid, st.pid_start, timeout * 1000)) {
+    if (auto cg = Cgroup::open("isola/" + rec.id); cg) (void)cg->kill_all(SIGKILL);
+    ::kill(st.pid, SIGKILL);
+    wait_gone(st.pid, st.pid_start, 10000);
+  }
+  TRY(wait(rec));
+  return {};
+}
+
+Result<int> Engine::wait(const ContainerRecord& rec) {
+  int last_code = 0;
+  for (;;) {
+    // --rm containers disappear with their state once they have exited.
+    if (!path_exists(containers_.dir(rec.id))) return last_code;
+    ContainerState st = containers_.state(rec.id);
+    if (st.status == "exited") return st.exit_code;
+    if (st.status == "created") {
+      ::usleep(50000);  // a start may be under way
+      continue;
+    }
+    last_code = st.exit_code;
+    // The monitor records the exit right after the container dies.
+    if (wait_gone(st.pid, st.pid_start, 1000)) wait_gone(st.monitor_pid, st.monitor_start, 1000);
+  }
+}
+
+Result<void> Engine::pause(const ContainerRecord& rec, bool paused) {
+  FileLock guard = TRY(containers_.lock(rec.id));
+  ContainerState st = containers_.state(rec.id);
+  if (paused && st.status != "running") return fail(make_error("pause", rec.name, "it is not running"));
+  if (!paused && st.status != "paused") return fail(make_error("unpause", rec.name, "it is not paused"));
+  Cgroup cg = TRY(Cgroup::open("isola/" + rec.id));
+  TRYV(cg.freeze(paused));
+  st.status = paused ? "paused" : "running";
+  return containers_.write_state(rec.id, st);
+}
+
+Result<std::vector<pid_t>> Engine::pids(const ContainerRecord& rec) {
+  ContainerState st = containers_.state(rec.id);
+  if (st.status != "running" && st.status != "paused")
+    return fail(make_error("list processes", rec.name, "the container is not running"));
+  Cgroup cg = TRY(Cgroup::open("isola/" + rec.id));
+  return cg.pids();
+}
+
+Result<void> Engine::cleanup(const ContainerRecord& rec) {
+  if (auto cg = Cgroup::open("isola/" + rec.id); cg) {
+    (void)cg->kill_all(SIGKILL);
+    TRYV(cg->destroy());
+  }
+  TRYV(unmount_path(containers_.rootfs_dir(rec.id)));
+  return {};
+}
+
+Result<void> Engine::remove(const ContainerRecord& rec, bool force) {
+  ContainerState st = containers_.state(rec.id);
+  if (st.status == "running" || st.status == "paused") {
+    if (!force)
+      return fail(make_error("remove container", rec.name, "it is running; stop it first or use -f"));
+    if (st.status == "paused") (void)pause(rec, false);
+    if (auto cg = Cgroup::open("isola/" + rec.id); cg) (void)cg->kill_all(SIGKILL);
+    ::kill(st.pid, SIGKILL);
+    wait_gone(st.pid, st.pid_start, 10000);
+    wait_gone(st.monitor_pid, st.monitor_start, 5000);
+  }
+  if (process_matches(st.monitor_pid, st.monitor_start)) ::kill(st.monitor_pid, SIGKILL);
+  TRYV(cleanup(rec));
+  return containers_.remove(rec.id);
+}
+
+}  // namespace isola

@@ -1,0 +1,50 @@
+// The container lifecycle over the image and container stores: create
+// (record, rootfs, spec), start (monitor), signals, stop with timeout, wait,
+// pause, remove and prune. The CLI is a thin layer over this.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "common/error.h"
+#include "engine/container_store.h"
+#include "engine/options.h"
+#include "image/store.h"
+
+namespace isola {
+
+class Engine {
+ public:
+  static Result<Engine> open(const std::string& root);
+
+  ImageStore& images() { return images_; }
+  ContainerStore& containers() { return containers_; }
+
+  Result<ContainerRecord> create(const RunOptions& opts);
+  // Starts a created or exited container; returns the container's host PID.
+  Result<pid_t> start(const ContainerRecord& rec, bool wait_for_attach);
+  Result<void> kill(const ContainerRecord& rec, int signal);
+  // The stop signal, then SIGKILL after `timeout` seconds.
+  Result<void> stop(const ContainerRecord& rec, int timeout);
+  // Blocks until the container has exited; returns its exit code.
+  Result<int> wait(const ContainerRecord& rec);
+  Result<void> pause(const ContainerRecord& rec, bool paused);
+  // Removes a container; a running one only with `force` (it is killed).
+  Result<void> remove(const ContainerRecord& rec, bool force);
+  Result<std::vector<pid_t>> pids(const ContainerRecord& rec);
+
+  Result<void> mount_rootfs(const ContainerRecord& rec);
+
+ private:
+  Engine(ImageStore images, ContainerStore containers)
+      : images_(std::move(images)), containers_(std::move(containers)) {}
+  Result<void> cleanup(const ContainerRecord& rec);
+  ImageStore images_;
+  ContainerStore containers_;
+};
+
+// "SIGTERM", "TERM", "15" → 15.
+Result<int> parse_signal(const std::string& text);
+Json run_options_to_json(const RunOptions& o);
+
+}  // namespace isola

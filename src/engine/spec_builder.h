@@ -1,0 +1,42 @@
+// Turns an image's config and the run flags into the OCI runtime spec that
+// either isolation backend executes. Docker's defaults: its mounts, masked
+// and read-only paths, capabilities and seccomp profile.
+#pragma once
+
+#include <string>
+
+#include "common/error.h"
+#include "common/json.h"
+#include "engine/options.h"
+#include "spec/spec.h"
+
+namespace isola {
+
+struct SpecInputs {
+  std::string id;            // container ID
+  std::string rootfs;        // mounted rootfs (absolute)
+  std::string etc_dir;       // holds hostname, hosts, resolv.conf to bind in
+  std::string init_path;     // static init for --init ("" when unavailable)
+  Json image_config;         // the image config's "config" object
+};
+
+// Resolves "user[:group]" against the rootfs's /etc/passwd and /etc/group.
+struct ResolvedUser {
+  uid_t uid = 0;
+  gid_t gid = 0;
+  std::vector<gid_t> additional_gids;
+  std::string home = "/";
+};
+Result<ResolvedUser> resolve_user(const std::string& rootfs, const std::string& spec);
+
+// Writes hostname, hosts and resolv.conf into inputs.etc_dir.
+Result<void> write_etc_files(const std::string& etc_dir, const std::string& hostname, bool host_network);
+
+Result<RuntimeSpec> build_spec(const RunOptions& opts, const SpecInputs& inputs);
+
+// Splits the parts of -v SRC:DST[:ro|rw]; SRC must be an absolute host path.
+Result<VolumeOption> parse_volume(const std::string& text);
+// Reads "--memory 512m" style sizes (b, k, m, g).
+Result<int64_t> parse_size(const std::string& text);
+
+}  // namespace isola

@@ -1,0 +1,482 @@
+#include "monitor/monitor.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <pty.h>
+#include <signal.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <vector>
+
+#include "common/fs.h"
+#include "common/json.h"
+#include "common/log.h"
+#include "engine/container_store.h"
+#include "image/rootfs.h"
+#include "monitor/protocol.h"
+#include "runtime/cgroup.h"
+#include "runtime/container.h"
+
+namespace isola {
+
+namespace {
+
+Result<void> write_all(int fd, std::string_view data) {
+  while (!data.empty()) {
+    ssize_t n = ::write(fd, data.data(), data.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return fail(sys_error("write", "pipe"));
+    }
+    data.remove_prefix(static_cast<size_t>(n));
+  }
+  return {};
+}
+
+void set_nonblock(int fd) { ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK); }
+
+Json error_json(const Error& e) { return {{"ok", false}, {"errno", e.err}, {"op", e.op}, {"message", e.message()}}; }
+
+struct Client {
+  UniqueFd fd;
+  FrameReader reader;
+  std::string out;  // pending bytes to send
+  bool attached = false;
+  bool closed = false;
+};
+
+// Everything the monitor holds for its one container.
+class Monitor {
+ public:
+  Monitor(ContainerStore store, ContainerRecord record, RuntimeSpec spec, bool wait_for_attach)
+      : store_(std::move(store)), rec_(std::move(record)), spec_(std::move(spec)), wait_for_attach_(wait_for_attach) {}
+
+  // Sets up stdio and the socket and creates the container process.
+  Result<void> prepare();
+  // Serves until the container has exited and been recorded.
+  void run();
+  pid_t container_pid() const { return spawned_.pid; }
+
+ private:
+  Result<void> start_process();
+  void on_output(int fd, FrameType stream);
+  void broadcast(FrameType type, std::string_view payload);
+  void log_chunk(std::string_view data, const char* stream);
+  void handle_client_input(Client& c);
+  void handle_frame(Client& c, const Frame& f);
+  void flush_client(Client& c);
+  void on_exit(int status);
+  void drain_outputs();
+  void teardown();
+
+  ContainerStore store_;
+  ContainerRecord rec_;
+  RuntimeSpec spec_;
+  bool wait_for_attach_;
+  bool started_ = false;
+  Spawned spawned_;
+  UniqueFd listen_, sigfd_, log_;
+  UniqueFd stdin_w_, stdout_r_, stderr_r_, master_;
+  std::string stdin_pending_;
+  bool stdin_eof_ = false;
+  std::vector<Client> clients_;
+  bool exited_ = false;
+  ContainerState state_;
+};
+
+Result<UniqueFd> listen_socket(const std::string& path) {
+  TRYV(mkdir_p(path.substr(0, path.rfind('/')), 0700));
+  ::unlink(path.c_str());
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) return fail(sys_error("socket", path));
+  UniqueFd sock(fd);
+  struct sockaddr_un addr {};
+  addr.sun_family = AF_UNIX;
+  if (path.size() >= sizeof addr.sun_path) return fail(make_error("bind", path, "path too long"));
+  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) return fail(sys_error("bind", path));
+  ::chmod(path.c_str(), 0600);
+  if (::listen(fd, 16) != 0) return fail(sys_error("listen", path));
+  return sock;
+}
+
+Result<void> Monitor::prepare() {
+  listen_ = TRY(listen_socket(ContainerStore::socket_path(rec_.id)));
+  log_ = TRY(open_path(store_.log_path(rec_.id), O_WRONLY | O_CREAT | O_APPEND, 0600));
+
+  sigset_t mask;
+  sigemptyset(&mask);
+  sigaddset(&mask, SIGCHLD);
+  sigprocmask(SIG_BLOCK, &mask, nullptr);
+  int sfd = ::signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+  if (sfd < 0) return fail(sys_error("signalfd"));
+  sigfd_.reset(sfd);
+
+  StdioFds stdio;
+  UniqueFd child_in, child_out, child_err, slave;
+  if (spec_.process.terminal) {
+    int m = -1, s = -1;
+    if (::openpty(&m, &s, nullptr, nullptr, nullptr) != 0) return fail(sys_error("openpty"));
+    master_.reset(m);
+    slave.reset(s);
+    ::fcntl(m, F_SETFD, FD_CLOEXEC);
+    ::fcntl(s, F_SETFD, FD_CLOEXEC);
+    stdio.console = s;
+  } else {
+    int p[2];
+    if (rec_.interactive) {
+      if (::pipe2(p, O_CLOEXEC) != 0) return fail(sys_error("pipe"));
+      child_in.reset(p[0]);
+      stdin_w_.reset(p[1]);
+      stdio.in = p[0];
+    }
+    if (::pipe2(p, O_CLOEXEC) != 0) return fail(sys_error("pipe"));
+    stdout_r_.reset(p[0]);
+    child_out.reset(p[1]);
+    stdio.out = p[1];
+    if (::pipe2(p, O_CLOEXEC) != 0) return fail(sys_error("pipe"));
+    stderr_r_.reset(p[0]);
+    child_err.reset(p[1]);
+    stdio.err = p[1];
+  }
+  SpawnOptions opts;
+  opts.id = rec_.id;
+  opts.wait_for_start = wait_for_attach_;
+  spawned_ = TRY(spawn_container(spec_, opts, stdio));
+  // The child holds its own copies now.
+  for (UniqueFd* fd : {&stdout_r_, &stderr_r_, &master_, &stdin_w_})
+    if (fd->valid()) set_nonblock(fd->get());
+
+  state_ = store_.recorded_state(rec_.id);
+  state_.pid = spawned_.pid;
+  state_.pid_start = process_start_time(spawned_.pid);
+  state_.monitor_pid = ::getpid();
+  state_.monitor_start = process_start_time(::getpid());
+  state_.exit_code = 0;
+  state_.oom_killed = false;
+  state_.error.clear();
+  state_.finished_ns = 0;
+  if (!wait_for_attach_) {
+    started_ = true;
+    state_.status = "running";
+    state_.started_ns = now_ns();
+  }
+  TRYV(store_.write_state(rec_.id, state_));
+  return {};
+}
+
+Result<void> Monitor::start_process() {
+  if (started_) return {};
+  started_ = true;
+  auto started = start_container(spawned_);
+  if (!started) return started;
+  state_.status = "running";
+  state_.started_ns = now_ns();
+  return store_.write_state(rec_.id, state_);
+}
+
+void Monitor::log_chunk(std::string_view data, const char* stream) {
+  std::string out;
+  std::string time = format_time_ns(now_ns());
+  while (!data.empty()) {
+    size_t nl = data.find('\n');
+    size_t n = nl == std::string_view::npos ? data.size() : nl + 1;
+    Json line = {{"log", std::string(data.substr(0, n))}, {"stream", stream}, {"time", time}};
+    out += line.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n";
+    data.remove_prefix(n);
+  }
+  (void)write_all(log_.get(), out);
+}
+
+void Monitor::broadcast(FrameType type, std::string_view payload) {
+  std::string frame = encode_frame(type, payload);
+  for (Client& c : clients_) {
+    if (!c.attached || c.closed) continue;
+    if (c.out.size() > (8u << 20)) {
+      c.closed = true;  // a client that does not read loses its attachment
+      continue;
+    }
+    c.out += frame;
+    flush_client(c);
+  }
+}
+
+void Monitor::flush_client(Client& c) {
+  while (!c.out.empty() && !c.closed) {
+    ssize_t n = ::send(c.fd.get(), c.out.data(), c.out.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN) c.closed = true;
+      return;
+    }
+    c.out.erase(0, static_cast<size_t>(n));
+  }
+}
+
+void Monitor::on_output(int fd, FrameType stream) {
+  char buf[65536];
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      if (n == 0 || errno == EIO) {  // EIO: the pty's last slave closed
+        if (fd == stdout_r_.get()) stdout_r_.reset();
+        else if (fd == stderr_r_.get()) stderr_r_.reset();
+        else if (fd == master_.get()) master_.reset();
+      }
+      return;
+    }
+    std::string_view data(buf, static_cast<size_t>(n));
+    log_chunk(data, stream == FrameType::stderr_data ? "stderr" : "stdout");
+    broadcast(stream, data);
+  }
+}
+
+void Monitor::handle_frame(Client& c, const Frame& f) {
+  switch (f.type) {
+    case FrameType::request: {
+      auto req = parse_json(f.payload, "request");
+      if (!req || json_string_or(*req, "op") != "attach") {
+        c.out += encode_frame(FrameType::error, Json{{"error", "unknown request"}}.dump());
+        c.closed = true;
+        return;
+      }
+      c.attached = true;
+      if (exited_) {
+        c.out += encode_frame(FrameType::exit, Json{{"exit_code", state_.exit_code}, {"error", state_.error}}.dump());
+        return;
+      }
+      if (auto r = start_process(); !r) {
+        c.out += encode_frame(FrameType::error, error_json(r.error()).dump());
+        return;
+      }
+      c.out += encode_frame(FrameType::started, "");
+      return;
+    }
+    case FrameType::stdin_data:
+      stdin_pending_ += f.payload;
+      return;
+    case FrameType::stdin_eof:
+      stdin_eof_ = true;
+      return;
+    case FrameType::resize: {
+      auto size = parse_json(f.payload, "resize");
+      if (!size || !master_) return;
+      struct winsize ws {};
+      ws.ws_row = static_cast<unsigned short>(size->value("rows", 24));
+      ws.ws_col = static_cast<unsigned short>(size->value("cols", 80));
+      ::ioctl(master_.get(), TIOCSWINSZ, &ws);
+      return;
+    }
+    default:
+      c.closed = true;
+  }
+}
+
+void Monitor::handle_client_input(Client& c) {
+  char buf[65536];
+  ssize_t n = ::recv(c.fd.get(), buf, sizeof buf, MSG_DONTWAIT);
+  if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
+  if (n <= 0) {
+    c.closed = true;
+    return;
+  }
+  c.reader.feed(buf, static_cast<size_t>(n));
+  Frame f;
+  for (;;) {
+    auto got = c.reader.next(f);
+    if (!got) {
+      c.closed = true;  // malformed: drop the client, never the monitor
+      return;
+    }
+    if (!*got) break;
+    handle_frame(c, f);
+  }
+  flush_client(c);
+}
+
+void Monitor::drain_outputs() {
+  // Output written just before the exit may still sit in the pipes.
+  for (int round = 0; round < 50 && (stdout_r_ || stderr_r_ || master_); ++round) {
+    std::vector<pollfd> fds;
+    for (UniqueFd* fd : {&stdout_r_, &stderr_r_, &master_})
+      if (fd->valid()) fds.push_back({fd->get(), POLLIN, 0});
+    if (::poll(fds.data(), fds.size(), 20) <= 0) break;
+    for (const pollfd& p : fds) {
+      if (!p.revents) continue;
+      on_output(p.fd, p.fd == stderr_r_.get() ? FrameType::stderr_data : FrameType::stdout_data);
+      if (p.revents & (POLLHUP | POLLERR)) {
+        if (p.fd == stdout_r_.get()) stdout_r_.reset();
+        else if (p.fd == stderr_r_.get()) stderr_r_.reset();
+        else if (p.fd == master_.get()) master_.reset();
+      }
+    }
+  }
+}
+
+void Monitor::on_exit(int status) {
+  exited_ = true;
+  drain_outputs();
+  state_.status = "exited";
+  state_.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  state_.finished_ns = now_ns();
+  if (auto cg = Cgroup::open(spec_.linux.cgroups_path); cg) {
+    if (auto oom = cg->oom_killed(); oom && *oom) state_.oom_killed = true;
+  }
+  teardown();
+  (void)store_.write_state(rec_.id, state_);
+  broadcast(FrameType::exit, Json{{"exit_code", state_.exit_code}, {"error", state_.error}}.dump());
+  for (Client& c : clients_) {
+    // Give attached clients a moment to read their last frames.
+    for (int i = 0; i < 100 && !c.out.empty() && !c.closed; ++i) {
+      pollfd p{c.fd.get(), POLLOUT, 0};
+      ::poll(&p, 1, 10);
+      flush_client(c);
+    }
+  }
+}
+
+void Monitor::teardown() {
+  if (auto cg = Cgroup::open(spec_.linux.cgroups_path); cg) {
+    if (auto r = cg->destroy(); !r) log_debug("cgroup: {}", r.error().message());
+  }
+  if (auto r = unmount_path(store_.rootfs_dir(rec_.id)); !r) log_debug("rootfs: {}", r.error().message());
+  ::unlink(ContainerStore::socket_path(rec_.id).c_str());
+  if (rec_.auto_remove) {
+    (void)store_.remove(rec_.id);
+  }
+}
+
+void Monitor::run() {
+  while (!exited_) {
+    std::vector<pollfd> fds;
+    fds.push_back({sigfd_.get(), POLLIN, 0});
+    fds.push_back({listen_.get(), POLLIN, 0});
+    if (started_) {
+      for (UniqueFd* fd : {&stdout_r_, &stderr_r_, &master_})
+        if (fd->valid()) fds.push_back({fd->get(), POLLIN, 0});
+    }
+    int in_fd = master_.valid() ? master_.get() : stdin_w_.get();
+    if (in_fd >= 0 && !stdin_pending_.empty()) fds.push_back({in_fd, POLLOUT, 0});
+    size_t first_client = fds.size();
+    for (Client& c : clients_)
+      fds.push_back({c.fd.get(), static_cast<short>(POLLIN | (c.out.empty() ? 0 : POLLOUT)), 0});
+    if (::poll(fds.data(), fds.size(), -1) < 0 && errno != EINTR) break;
+
+    for (size_t i = 0; i < first_client; ++i) {
+      const pollfd& p = fds[i];
+      if (!p.revents) continue;
+      if (p.fd == sigfd_.get()) {
+        struct signalfd_siginfo si;
+        while (::read(sigfd_.get(), &si, sizeof si) > 0) {
+        }
+        int status = 0;
+        pid_t pid;
+        while ((pid = ::waitpid(-1, &status, WNOHANG)) > 0)
+          if (pid == spawned_.pid) on_exit(status);
+      } else if (p.fd == listen_.get()) {
+        int fd = ::accept4(listen_.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+        if (fd >= 0) clients_.push_back(Client{UniqueFd(fd), {}, {}, false, false});
+      } else if (p.revents & POLLOUT) {
+        ssize_t n = ::write(p.fd, stdin_pending_.data(), stdin_pending_.size());
+        if (n > 0) stdin_pending_.erase(0, static_cast<size_t>(n));
+        else if (n < 0 && errno == EPIPE) stdin_pending_.clear();
+      } else {
+        on_output(p.fd, p.fd == stderr_r_.get() ? FrameType::stderr_data : FrameType::stdout_data);
+      }
+    }
+    if (exited_) break;
+    for (size_t i = first_client; i < fds.size(); ++i) {
+      Client& c = clients_[i - first_client];
+      if (fds[i].revents & POLLOUT) flush_client(c);
+      if (fds[i].revents & (POLLIN | POLLHUP | POLLERR)) handle_client_input(c);
+    }
+    std::erase_if(clients_, [](const Client& c) { return c.closed; });
+    if (stdin_eof_ && stdin_pending_.empty() && stdin_w_.valid()) stdin_w_.reset();
+  }
+}
+
+[[noreturn]] void monitor_main(const MonitorRequest& req, int report_fd) {
+  ::prctl(PR_SET_NAME, "isola-monitor");
+  ::signal(SIGPIPE, SIG_IGN);
+  ::signal(SIGHUP, SIG_IGN);
+  ::signal(SIGINT, SIG_IGN);
+  int null = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+  if (null >= 0) {
+    ::dup2(null, 0);
+    ::dup2(null, 1);
+    if (!debug_enabled()) ::dup2(null, 2);
+    ::close(null);
+  }
+  auto fail_with = [&](const Error& e) {
+    (void)write_all(report_fd, error_json(e).dump());
+    ::_exit(1);
+  };
+  auto store = ContainerStore::open(req.root);
+  if (!store) fail_with(store.error());
+  auto rec = store->resolve(req.id);
+  if (!rec) fail_with(rec.error());
+  auto text = read_file(store->spec_path(rec->id));
+  if (!text) fail_with(text.error());
+  auto j = parse_json(*text, "config.json");
+  if (!j) fail_with(j.error());
+  auto spec = RuntimeSpec::from_json(*j);
+  if (!spec) fail_with(spec.error());
+  Monitor monitor(std::move(*store), std::move(*rec), std::move(*spec), req.wait_for_attach);
+  if (auto r = monitor.prepare(); !r) fail_with(r.error());
+  (void)write_all(report_fd, Json{{"ok", true}, {"pid", monitor.container_pid()}}.dump());
+  ::close(report_fd);
+  monitor.run();
+  ::_exit(0);
+}
+
+}  // namespace
+
+Result<pid_t> launch_monitor(const MonitorRequest& req) {
+  int p[2];
+  if (::pipe2(p, O_CLOEXEC) != 0) return fail(sys_error("pipe"));
+  UniqueFd rd(p[0]), wr(p[1]);
+  pid_t first = ::fork();
+  if (first < 0) return fail(sys_error("fork"));
+  if (first == 0) {
+    rd.reset();
+    ::setsid();
+    pid_t second = ::fork();
+    if (second < 0) ::_exit(1);
+    if (second > 0) ::_exit(0);
+    monitor_main(req, wr.release());
+  }
+  wr.reset();
+  int status;
+  while (::waitpid(first, &status, 0) < 0 && errno == EINTR) {
+  }
+  auto text = read_fd(rd.get(), "monitor report", 1u << 20);
+  if (!text) return fail(text.error());
+  auto j = parse_json(*text, "monitor report");
+  if (!j) return fail(make_error("start container", req.id, "the monitor died before it reported"));
+  if (!j->value("ok", false)) {
+    Error e = plain_error(json_string_or(*j, "message"));
+    Error probe{j->value("errno", 0), json_string_or(*j, "op"), {}, {}};
+    e.exit_code = start_failure_exit_code(probe);
+    return fail(e);
+  }
+  return static_cast<pid_t>(j->value("pid", 0));
+}
+
+int start_failure_exit_code(const Error& error) {
+  if (error.op == "exec") {
+    if (error.err == ENOENT) return 127;
+    if (error.err == EACCES || error.err == ENOEXEC || error.err == EPERM || error.err == EISDIR) return 126;
+  }
+  return 125;
+}
+
+}  // namespace isola

@@ -1,0 +1,55 @@
+// Process isolation: creating a container's process on the host kernel from
+// a RuntimeSpec — namespaces, cgroup, mounts, pivot_root, devices, masked
+// paths, hostname, user, rlimits, capabilities, no_new_privs, seccomp, exec —
+// and running further processes inside it (exec).
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+
+#include "common/error.h"
+#include "common/unique_fd.h"
+#include "spec/spec.h"
+
+namespace isola {
+
+// Descriptors in the caller that become 0, 1 and 2 of the container process.
+// -1 means /dev/null. With a terminal, `console` (a pty slave) becomes the
+// controlling terminal and fds 0-2; the others are ignored.
+struct StdioFds {
+  int in = -1, out = -1, err = -1;
+  int console = -1;
+};
+
+struct SpawnOptions {
+  std::string id;  // container ID, for messages
+  // When true, the container process stops right before exec until start()
+  // is called (the OCI create/start split).
+  bool wait_for_start = false;
+};
+
+struct Spawned {
+  pid_t pid = -1;       // the container's init, as the host sees it; the caller reaps it
+  UniqueFd start_fd;    // with wait_for_start: write one byte to let it exec
+};
+
+// Creates the container and starts (or readies) its process. The caller must
+// be single-threaded. On failure nothing is left: no process, no cgroup, no
+// mount. Errors during the child's set-up (e.g. the command is not found)
+// come back as an Error whose `err` is the child's errno and whose message
+// names the step; exec failures use op "exec" so callers can map ENOENT to
+// exit code 127 and EACCES to 126.
+Result<Spawned> spawn_container(const RuntimeSpec& spec, const SpawnOptions& opts, const StdioFds& stdio);
+
+// Lets a container created with wait_for_start exec its process.
+Result<void> start_container(Spawned& spawned);
+
+// Runs `process` inside the running container whose init is `init_pid`:
+// joins its namespaces and cgroup and applies the same security settings
+// (capabilities, no_new_privs, seccomp, user) as `spec`. Returns the host PID
+// of the new process; the caller reaps it.
+Result<pid_t> exec_in_container(pid_t init_pid, const RuntimeSpec& spec, const ProcessSpec& process,
+                                const StdioFds& stdio);
+
+}  // namespace isola

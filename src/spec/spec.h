@@ -1,0 +1,111 @@
+// The container description that flows to either isolation backend: a
+// subset of the OCI runtime spec (config.json), as plain structs. Parsed
+// defensively from JSON (it may come from another engine through
+// isola-runtime) and written back out for the bundle.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/error.h"
+#include "common/json.h"
+
+namespace isola {
+
+struct Rlimit {
+  std::string type;  // "RLIMIT_NOFILE"
+  uint64_t soft = 0, hard = 0;
+};
+
+struct Capabilities {
+  // Each set holds names like "CAP_CHOWN".
+  std::vector<std::string> bounding, effective, inheritable, permitted, ambient;
+};
+
+struct ProcessSpec {
+  bool terminal = false;
+  std::vector<std::string> args;
+  std::vector<std::string> env;  // "KEY=value"
+  std::string cwd = "/";
+  uid_t uid = 0;
+  gid_t gid = 0;
+  std::vector<gid_t> additional_gids;
+  std::optional<Capabilities> capabilities;
+  std::vector<Rlimit> rlimits;
+  bool no_new_privileges = false;
+};
+
+struct MountSpec {
+  std::string destination;  // absolute path inside the container
+  std::string type;         // "bind", "proc", "tmpfs", ...
+  std::string source;
+  std::vector<std::string> options;  // "ro", "nosuid", "rbind", "size=65536k", ...
+};
+
+struct NamespaceSpec {
+  std::string type;  // pid, network, mount, ipc, uts, user, cgroup
+  std::string path;  // join this namespace instead of creating one
+};
+
+struct IdMapping {
+  uint32_t container_id = 0, host_id = 0, size = 0;
+};
+
+struct Resources {
+  std::optional<int64_t> memory_limit;  // bytes
+  std::optional<int64_t> memory_swap;   // bytes (memory+swap), -1 unlimited
+  std::optional<uint64_t> cpu_shares;
+  std::optional<int64_t> cpu_quota;     // microseconds per period
+  std::optional<uint64_t> cpu_period;   // microseconds
+  std::optional<int64_t> pids_limit;
+};
+
+struct SeccompRule {
+  std::vector<std::string> names;
+  std::string action;  // SCMP_ACT_ALLOW, SCMP_ACT_ERRNO, ...
+  std::optional<uint32_t> errno_ret;
+  struct Arg {
+    uint32_t index = 0;
+    uint64_t value = 0, value_two = 0;
+    std::string op;  // SCMP_CMP_EQ, SCMP_CMP_MASKED_EQ, ...
+  };
+  std::vector<Arg> args;
+};
+
+struct SeccompSpec {
+  std::string default_action;  // SCMP_ACT_ERRNO
+  std::optional<uint32_t> default_errno_ret;
+  std::vector<std::string> architectures;  // SCMP_ARCH_X86_64, ...
+  std::vector<SeccompRule> syscalls;
+};
+
+struct LinuxSpec {
+  std::vector<NamespaceSpec> namespaces;
+  std::vector<IdMapping> uid_mappings, gid_mappings;
+  Resources resources;
+  std::string cgroups_path;  // relative to the cgroup root(s), e.g. "isola/<id>"
+  std::vector<std::string> masked_paths, readonly_paths;
+  std::optional<SeccompSpec> seccomp;
+  std::map<std::string, std::string> sysctl;
+};
+
+struct RuntimeSpec {
+  std::string oci_version = "1.0.2";
+  ProcessSpec process;
+  std::string root_path;  // the rootfs (absolute)
+  bool root_readonly = false;
+  std::string hostname;
+  std::vector<MountSpec> mounts;
+  LinuxSpec linux;
+  std::map<std::string, std::string> annotations;
+
+  static Result<RuntimeSpec> from_json(const Json& j);
+  Json to_json() const;
+};
+
+}  // namespace isola
