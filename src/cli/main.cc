@@ -29,7 +29,6 @@ int main(int argc, char** argv) {
   app.add_option("--root", globals.root, "State directory (default $ISOLA_ROOT or /var/lib/isola)");
   app.add_flag("--debug", globals.debug, "Print debug messages");
   app.require_subcommand(1);
-  app.fallthrough();
 
   add_image_commands(app, globals);
   add_run_commands(app, globals);

@@ -66,6 +66,7 @@ Result<RunOptions> finish_options(RunArgs& a) {
 }
 
 void add_run_flags(CLI::App* cmd, RunArgs& a, bool with_run_only) {
+  cmd->set_help_flag("--help", "Print this help");  // -h is --hostname, as in docker
   cmd->add_option("--name", a.opts.name, "Name of the container");
   cmd->add_option("-e,--env", a.opts.env, "Set an environment variable (KEY=VALUE or KEY)")->allow_extra_args(false);
   cmd->add_option("--env-file", a.opts.env_files, "Read environment variables from a file")->allow_extra_args(false);

@@ -27,8 +27,8 @@ RawTerminal::RawTerminal(int fd) : fd_(fd) {
   termios t;
   if (!::isatty(fd) || ::tcgetattr(fd, &t) != 0) return;
   std::memcpy(saved_, &t, sizeof t);
+  // Fully raw: the container's own terminal already turns "\n" into "\r\n".
   ::cfmakeraw(&t);
-  t.c_oflag |= OPOST;  // keep "\n" → "\r\n" for our own messages
   if (::tcsetattr(fd, TCSANOW, &t) == 0) active_ = true;
 }
 

@@ -258,13 +258,13 @@ ContainerState ContainerStore::recorded_state(const std::string& id) const {
 ContainerState ContainerStore::state(const std::string& id) const {
   ContainerState s = recorded_state(id);
   if (s.status == "running" || s.status == "paused") {
-    bool container_alive = process_matches(s.pid, s.pid_start);
-    bool monitor_alive = process_matches(s.monitor_pid, s.monitor_start);
-    if (!container_alive || !monitor_alive) {
-      // Whoever should have recorded the exit is gone; tell the truth.
+    // A live monitor records the exit itself, a moment after the process
+    // ends. Without one nobody will: tell the truth from here. (The
+    // container's init dies with its monitor: PR_SET_PDEATHSIG.)
+    if (!process_matches(s.monitor_pid, s.monitor_start)) {
       s.status = "exited";
       if (s.finished_ns == 0) s.finished_ns = now_ns();
-      if (s.error.empty()) s.error = monitor_alive ? "container process vanished" : "the container's monitor died";
+      if (s.error.empty()) s.error = "the container's monitor died";
       if (s.exit_code == 0) s.exit_code = 137;
     }
   }

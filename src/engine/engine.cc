@@ -39,6 +39,21 @@ bool wait_gone(pid_t pid, uint64_t start, int timeout_ms) {
   return !process_matches(pid, start);
 }
 
+// isola-init sits beside the binary in a build tree, or in
+// ../libexec/isola/ once installed.
+Result<std::string> find_init() {
+  char buf[4096];
+  ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
+  if (n > 0) {
+    std::string dir(buf, static_cast<size_t>(n));
+    dir = dir.substr(0, dir.rfind('/'));
+    for (const std::string& candidate : {dir + "/isola-init", dir + "/../libexec/isola/isola-init"})
+      if (::access(candidate.c_str(), X_OK) == 0) return candidate;
+  }
+  return fail(make_error("create container", "isola-init", "--init needs isola-init beside isola or in "
+                                                           "../libexec/isola; reinstall isola"));
+}
+
 }  // namespace
 
 Result<int> parse_signal(const std::string& text) {
@@ -128,11 +143,7 @@ Result<ContainerRecord> Engine::create(const RunOptions& opts) {
     in.rootfs = containers_.rootfs_dir(rec.id);
     in.etc_dir = containers_.etc_dir(rec.id);
     in.image_config = cfg;
-    if (opts.init) {
-      in.init_path = "/usr/local/libexec/isola/isola-init";
-      if (!path_exists(in.init_path))
-        return fail(make_error("create container", in.init_path, "--init needs isola-init; reinstall isola"));
-    }
+    if (opts.init) in.init_path = TRY(find_init());
     RuntimeSpec spec = TRY(build_spec(opts, in));
     TRYV(write_etc_files(in.etc_dir, spec.hostname, opts.network == "host"));
     rec.command = spec.process.args;

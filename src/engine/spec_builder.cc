@@ -136,25 +136,15 @@ Result<VolumeOption> parse_volume(const std::string& text) {
     return fail(make_error("parse volume", text, "the host path must be absolute (named volumes are not supported)"));
   if (v.destination.empty() || v.destination[0] != '/')
     return fail(make_error("parse volume", text, "the container path must be absolute"));
-  if (!path_exists(v.source)) return fail(make_error("volume", v.source, "does not exist on the host"));
+  // As docker does for -v: a missing host directory is created.
+  if (!path_exists(v.source)) TRYV(mkdir_p(v.source, 0755));
   return v;
 }
 
 Result<ResolvedUser> resolve_user(const std::string& rootfs, const std::string& spec) {
   ResolvedUser out;
-  if (spec.empty()) {
-    std::string passwd = read_in_rootfs(rootfs, "etc/passwd");
-    for (const std::string& line : split(passwd, '\n')) {
-      auto f = split(line, ':');
-      if (f.size() >= 6 && f[2] == "0") {
-        out.home = f[5];
-        break;
-      }
-    }
-    if (out.home.empty()) out.home = "/root";
-    return out;
-  }
-  std::string user = spec.substr(0, spec.find(':'));
+  // No user: root, with root's home and groups from the image.
+  std::string user = spec.empty() ? "0" : spec.substr(0, spec.find(':'));
   std::string group = spec.find(':') == std::string::npos ? "" : spec.substr(spec.find(':') + 1);
   std::string username;
   bool found = false;
@@ -177,7 +167,7 @@ Result<ResolvedUser> resolve_user(const std::string& rootfs, const std::string& 
       return fail(make_error("find user", user, "no such user in the image's /etc/passwd; give a numeric uid"));
     out.uid = static_cast<uid_t>(std::stoul(user));
     out.gid = out.uid == 0 ? 0 : out.uid;
-    out.home = "/";
+    out.home = out.uid == 0 ? "/root" : "/";
   }
   std::string groups = read_in_rootfs(rootfs, "etc/group");
   if (!group.empty()) {
@@ -196,12 +186,15 @@ Result<ResolvedUser> resolve_user(const std::string& rootfs, const std::string& 
       out.gid = static_cast<gid_t>(std::stoul(group));
     }
   }
+  // Like docker, the primary group is also a supplementary one.
+  out.additional_gids.push_back(out.gid);
   if (!username.empty()) {
     for (const std::string& line : split(groups, '\n')) {
       auto f = split(line, ':');
       if (f.size() < 4 || !all_digits(f[2])) continue;
       for (const std::string& member : split(f[3], ','))
-        if (member == username) out.additional_gids.push_back(static_cast<gid_t>(std::stoul(f[2])));
+        if (member == username && static_cast<gid_t>(std::stoul(f[2])) != out.gid)
+          out.additional_gids.push_back(static_cast<gid_t>(std::stoul(f[2])));
     }
   }
   return out;

@@ -22,6 +22,14 @@ int main(int argc, char** argv) {
   sigset_t all, old;
   sigfillset(&all);
   sigprocmask(SIG_BLOCK, &all, &old);
+  // The kernel drops signals sent to a PID namespace's init while their
+  // disposition is the default, so give each one a handler; they stay
+  // blocked and are taken with sigtimedwait below.
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = [](int) {};
+  for (int sig = 1; sig < NSIG; ++sig)
+    if (sig != SIGKILL && sig != SIGSTOP) sigaction(sig, &sa, nullptr);
 
   pid_t child = fork();
   if (child < 0) {
@@ -29,6 +37,9 @@ int main(int argc, char** argv) {
     return 125;
   }
   if (child == 0) {
+    sa.sa_handler = SIG_DFL;
+    for (int sig = 1; sig < NSIG; ++sig)
+      if (sig != SIGKILL && sig != SIGSTOP) sigaction(sig, &sa, nullptr);
     sigprocmask(SIG_SETMASK, &old, nullptr);
     // Its own process group, so a terminal's ^C reaches the command as usual.
     setpgid(0, 0);

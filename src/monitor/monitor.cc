@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -90,6 +91,8 @@ class Monitor {
   std::vector<Client> clients_;
   bool exited_ = false;
   ContainerState state_;
+  std::string start_error_;
+  int start_error_code_ = 0;
 };
 
 Result<UniqueFd> listen_socket(const std::string& path) {
@@ -177,7 +180,12 @@ Result<void> Monitor::start_process() {
   if (started_) return {};
   started_ = true;
   auto started = start_container(spawned_);
-  if (!started) return started;
+  if (!started) {
+    // The child exits after reporting; record docker's code, not its own.
+    start_error_ = started.error().message();
+    start_error_code_ = start_failure_exit_code(started.error());
+    return started;
+  }
   state_.status = "running";
   state_.started_ns = now_ns();
   return store_.write_state(rec_.id, state_);
@@ -327,6 +335,10 @@ void Monitor::on_exit(int status) {
   drain_outputs();
   state_.status = "exited";
   state_.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  if (!start_error_.empty()) {
+    state_.exit_code = start_error_code_;
+    state_.error = start_error_;
+  }
   state_.finished_ns = now_ns();
   if (auto cg = Cgroup::open(spec_.linux.cgroups_path); cg) {
     if (auto oom = cg->oom_killed(); oom && *oom) state_.oom_killed = true;
@@ -404,8 +416,17 @@ void Monitor::run() {
   }
 }
 
+// Closes every descriptor from 3 up except `keep`: the monitor must not hold
+// the caller's pipes open (a shell or test harness would wait for EOF).
+void close_inherited_fds(int keep) {
+  if (keep > 3) ::syscall(SYS_close_range, 3, keep - 1, 0);
+  ::syscall(SYS_close_range, keep + 1, ~0U, 0);
+}
+
 [[noreturn]] void monitor_main(const MonitorRequest& req, int report_fd) {
+  close_inherited_fds(report_fd);
   ::prctl(PR_SET_NAME, "isola-monitor");
+  if (::chdir("/") != 0) ::_exit(1);
   ::signal(SIGPIPE, SIG_IGN);
   ::signal(SIGHUP, SIG_IGN);
   ::signal(SIGINT, SIG_IGN);

@@ -38,17 +38,25 @@ struct Spawned {
 // be single-threaded. On failure nothing is left: no process, no cgroup, no
 // mount. Errors during the child's set-up (e.g. the command is not found)
 // come back as an Error whose `err` is the child's errno and whose message
-// names the step; exec failures use op "exec" so callers can map ENOENT to
-// exit code 127 and EACCES to 126.
+// names the step; exec failures use op "exec" (and set exit_code: 127 for
+// ENOENT, 126 otherwise) so callers can answer like docker.
+// The spec must ask for a mount namespace; a hostname needs a new uts
+// namespace; a new user namespace needs uid and gid mappings.
 Result<Spawned> spawn_container(const RuntimeSpec& spec, const SpawnOptions& opts, const StdioFds& stdio);
 
-// Lets a container created with wait_for_start exec its process.
+// Lets a container created with wait_for_start exec its process, and waits
+// until it has (or has failed to: the exec error, as from spawn_container).
+// On failure the process is killed; the caller still reaps it.
 Result<void> start_container(Spawned& spawned);
 
 // Runs `process` inside the running container whose init is `init_pid`:
-// joins its namespaces and cgroup and applies the same security settings
-// (capabilities, no_new_privs, seccomp, user) as `spec`. Returns the host PID
-// of the new process; the caller reaps it.
+// joins its namespaces and cgroups and applies the same security settings
+// as the container: `process` gives the user, and `spec` the seccomp filter,
+// the capabilities and rlimits when `process` has none, and no_new_privs
+// when either asks for it. Returns once the command is exec'd; the PID is
+// the host's PID of the process running the command, a direct child of the
+// caller, which reaps it. The caller must be single-threaded (it enters the
+// container's pid namespace for children for the length of one fork).
 Result<pid_t> exec_in_container(pid_t init_pid, const RuntimeSpec& spec, const ProcessSpec& process,
                                 const StdioFds& stdio);
 

@@ -46,14 +46,17 @@ def cgroup_dirs(cid):
     return sorted(set(found))
 
 
-def cgroup_v1_dir(controller, cid):
-    """The v1 directory of a controller, or None on a pure v2 host."""
-    path = CGROUP_ROOT / controller / "isola" / cid
-    return path if (CGROUP_ROOT / controller).is_dir() and not (CGROUP_ROOT / "cgroup.controllers").exists() else None
-
-
 def is_v2():
+    """Pure cgroup v2 host (this project's CI is hybrid: v1 controllers)."""
     return (CGROUP_ROOT / "cgroup.controllers").exists()
+
+
+def cgroup_file(cid, controller, v1_name, v2_name):
+    """Path of a container's cgroup control file: v1 name under the
+    controller's hierarchy, or the v2 name under the unified tree."""
+    if is_v2():
+        return CGROUP_ROOT / "isola" / cid / v2_name
+    return CGROUP_ROOT / controller / "isola" / cid / v1_name
 
 
 def pid_alive(pid):
@@ -184,7 +187,11 @@ class Box:
 
         def check():
             nonlocal last
-            last = self.state(cid)
+            res = self("inspect", cid)  # may not exist yet: a run still starting
+            if res.returncode != 0:
+                last = res.stderr
+                return None
+            last = json.loads(res.stdout)[0]["State"]
             return last if last["Status"] == status else None
 
         deadline = time.monotonic() + timeout
@@ -197,6 +204,7 @@ class Box:
             time.sleep(0.1)
 
     def exec(self, cid, *args, **kw):
+        """`isola exec CID ARGS` (options go before the ID: use box("exec", ...))."""
         return self("exec", cid, *args, **kw)
 
     def sh(self, cid, script, **kw):
@@ -248,10 +256,13 @@ class Box:
     def teardown(self):
         """Removes every container, then reports leaks; cleans the host of
         whatever isola failed to remove so later tests start clean."""
-        self.note_ids()
-        for cid in sorted(self.created):
-            if (self.containers_dir() / cid).exists():
-                self("rm", "-f", cid)
+        try:
+            self.note_ids()
+            for cid in sorted(self.created):
+                if (self.containers_dir() / cid).exists():
+                    self("rm", "-f", cid)
+        except OSError:  # the binary itself is gone or broken: clean up by hand below
+            pass
         problems = []
         deadline = time.monotonic() + 10
         while True:
@@ -308,3 +319,149 @@ def box(isola, busybox_layout):
     problems = b.teardown()
     if problems:
         pytest.fail("leaked after rm -f:\n" + "\n".join(problems), pytrace=False)
+
+
+# ---------------------------------------------------------------------------
+# Pseudo-terminals: run isola as a user at a terminal would.
+
+
+class PtySession:
+    """`isola ARGS` with a new pseudo-terminal as its controlling terminal
+    and stdio. The window size is set before isola starts."""
+
+    def __init__(self, cmd, rows=24, cols=80):
+        import fcntl
+        import struct
+        import termios
+        self.master, slave = os.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+
+        def make_controlling():
+            fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+        self.proc = subprocess.Popen(cmd, stdin=slave, stdout=slave, stderr=slave,
+                                     start_new_session=True, preexec_fn=make_controlling,
+                                     close_fds=True)
+        os.close(slave)
+        self.output = b""
+
+    def send(self, data):
+        if isinstance(data, str):
+            data = data.encode()
+        os.write(self.master, data)
+
+    def resize(self, rows, cols):
+        import fcntl
+        import struct
+        import termios
+        # The kernel sends SIGWINCH to the terminal's foreground process group.
+        fcntl.ioctl(self.master, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+
+    def _read(self, timeout):
+        import select
+        r, _, _ = select.select([self.master], [], [], timeout)
+        if not r:
+            return None
+        try:
+            data = os.read(self.master, 65536)
+        except OSError:  # EIO: every slave side is closed
+            return b""
+        self.output += data
+        return data
+
+    def poll_for(self, pattern, timeout, since=0):
+        """Reads until `pattern` (a regex on the decoded output after
+        character `since`) matches; returns the match, or None on timeout
+        or when the terminal closed."""
+        rx = re.compile(pattern, re.M)
+        deadline = time.monotonic() + timeout
+        while True:
+            m = rx.search(self.text(), since)
+            if m:
+                return m
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            if self._read(min(left, 0.5)) == b"":
+                return rx.search(self.text(), since)
+
+    def expect(self, pattern, timeout=TIMEOUT, since=0):
+        """poll_for, failing with what the terminal showed if no match."""
+        m = self.poll_for(pattern, timeout, since)
+        if m:
+            return m
+        state = "still running" if self.proc.poll() is None else f"exit {self.proc.returncode}"
+        self.kill()
+        pytest.fail(f"no {pattern!r} on the terminal within {timeout}s (isola {state}); got:\n"
+                    f"{self.text()!r}", pytrace=False)
+
+    def text(self):
+        return self.output.decode(errors="replace")
+
+    def wait(self, timeout=TIMEOUT):
+        """Drains the terminal until isola exits; returns its exit code."""
+        deadline = time.monotonic() + timeout
+        while self.proc.poll() is None:
+            if time.monotonic() > deadline:
+                self.kill()
+                pytest.fail(f"isola did not exit within {timeout}s; terminal showed:\n{self.text()!r}",
+                            pytrace=False)
+            self._read(0.2)
+        while self._read(0.2):
+            pass
+        return self.proc.returncode
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def close(self):
+        self.kill()
+        try:
+            os.close(self.master)
+        except OSError:
+            pass
+
+
+@pytest.fixture
+def pty_session():
+    """Factory: pty_session(cmd, rows=, cols=) -> PtySession, closed at teardown."""
+    sessions = []
+
+    def make(cmd, **kw):
+        s = PtySession(cmd, **kw)
+        sessions.append(s)
+        return s
+
+    yield make
+    for s in sessions:
+        s.close()
+
+
+# ---------------------------------------------------------------------------
+# Images derived from busybox, with a chosen image config.
+
+
+def busybox_layer(layout):
+    """The busybox layout's layer as an imagegen Layer (same diff_id)."""
+    import gzip
+
+    import imagegen
+    _, [(manifest, _)] = imagegen.verify_oci_layout(layout)
+    blob = (Path(layout) / imagegen.blob_path(manifest["layers"][0]["digest"])).read_bytes()
+    return imagegen.Layer(tar=gzip.decompress(blob))
+
+
+def load_derived_image(box, layout, dest, tag, config, extra_entries=()):
+    """Builds `tag` = busybox + an optional layer of extra_entries with image
+    config `config`, and loads it into box's store."""
+    import imagegen
+    layers = [busybox_layer(layout)]
+    if extra_entries:
+        layers.append(imagegen.Layer(list(extra_entries)))
+    cfg = {"Env": list(imagegen.DEFAULT_ENV), **config}
+    image = imagegen.Image(layers, [tag], config=cfg)
+    path = imagegen.save("oci-dir", [image], Path(dest) / tag.replace(":", "_").replace("/", "_"))
+    box.ok("load", "-i", path)
+    return image

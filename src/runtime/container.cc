@@ -1,0 +1,1215 @@
+// Process isolation: the container's process, from clone to exec, and
+// `exec` into a running container.
+//
+// Everything the child needs is worked out in the parent first (a "plan":
+// mount flags, exec candidates, sysctl paths), so the code between clone and
+// exec only makes system calls. The child reports a failure as {errno, step,
+// object} over a CLOEXEC SOCK_SEQPACKET socket and exits; a successful exec
+// closes the socket, which the parent reads as "started".
+//
+//   parent                                  child (pid 1 of the new pid ns)
+//   create cgroup, clone ───────────────►   PR_SET_DUMPABLE 0, wait
+//   add to cgroup, write id maps, "go" ─►   setns/unshare, mounts, pivot_root,
+//                                           sysctl, ro/masked paths, stdio,
+//                                           rlimits, user, caps, seccomp
+//   (wait_for_start) ◄──────── "ready" ──   wait for the start byte
+//   start byte ────────────────────────►    execve
+//   EOF = exec'd, or {errno, step} ◄─────
+#include "runtime/container.h"
+
+#include <fcntl.h>
+#include <grp.h>
+#include <linux/magic.h>
+#include <linux/openat2.h>
+#include <net/if.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/statvfs.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <climits>
+#include <cstring>
+#include <optional>
+#include <string_view>
+#include <utility>
+
+#include "common/fs.h"
+#include "common/log.h"
+#include "runtime/cgroup.h"
+#include "runtime/security.h"
+
+namespace isola {
+
+namespace {
+
+constexpr const char* kDefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+// ---------------------------------------------------------------------------
+// The sync socket. The parent sends single bytes ("go", then "start"); the
+// child sends Reports. EOF means the child exec'd (or died).
+
+enum : int32_t { kReady = 1, kFailed = 2 };
+
+struct Report {
+  int32_t kind = 0;
+  int32_t err = 0;
+  char op[64] = {};
+  char object[1024] = {};
+  char detail[512] = {};
+};
+
+void copy_text(char* dst, size_t size, std::string_view s) {
+  size_t n = std::min(size - 1, s.size());
+  if (n > 0) std::memcpy(dst, s.data(), n);
+  dst[n] = '\0';
+}
+
+Result<void> send_byte(int fd, const std::string& what) {
+  char b = 1;
+  for (;;) {
+    if (::send(fd, &b, 1, MSG_NOSIGNAL) == 1) return {};
+    if (errno == EINTR) continue;
+    if (errno == EPIPE || errno == ECONNRESET)
+      return fail(make_error("start", what, "the container process exited before it could start"));
+    return fail(sys_error("write sync socket", what));
+  }
+}
+
+enum class Outcome { execd, ready };
+
+// Waits for the child's next report; a failure report becomes the Error.
+Result<Outcome> await_child(int fd, const std::string& what) {
+  Report r;
+  ssize_t n;
+  do {
+    n = ::recv(fd, &r, sizeof r, 0);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) return fail(sys_error("read sync socket", what));
+  if (n == 0) return Outcome::execd;
+  if (n != static_cast<ssize_t>(sizeof r)) return fail(make_error("read sync socket", what, "truncated message"));
+  if (r.kind == kReady) return Outcome::ready;
+  r.op[sizeof r.op - 1] = r.object[sizeof r.object - 1] = r.detail[sizeof r.detail - 1] = '\0';
+  Error e{r.err, r.op, r.object, r.detail};
+  if (e.op == "exec") e.exit_code = (e.err == ENOENT || e.err == ENOTDIR) ? 127 : 126;
+  return fail(std::move(e));
+}
+
+// Kills and reaps a child process unless released: "on failure nothing is left".
+class ChildGuard {
+ public:
+  explicit ChildGuard(pid_t pid) : pid_(pid) {}
+  ChildGuard(const ChildGuard&) = delete;
+  ChildGuard& operator=(const ChildGuard&) = delete;
+  ~ChildGuard() {
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGKILL);
+    while (::waitpid(pid_, nullptr, 0) < 0 && errno == EINTR) {
+    }
+  }
+  pid_t release() { return std::exchange(pid_, -1); }
+
+ private:
+  pid_t pid_;
+};
+
+std::string fd_path(int fd) { return "/proc/self/fd/" + std::to_string(fd); }
+
+Result<std::pair<UniqueFd, UniqueFd>> sync_socketpair() {
+  int sv[2];
+  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) return fail(sys_error("socketpair"));
+  return std::pair{UniqueFd(sv[0]), UniqueFd(sv[1])};
+}
+
+// ---------------------------------------------------------------------------
+// cgroup hierarchies as mounted in the caller's mount namespace.
+
+struct Hierarchy {
+  std::string mountpoint;            // /sys/fs/cgroup/memory
+  bool v2 = false;
+  std::vector<std::string> options;  // v1: controllers, name=..., xattr
+};
+
+std::vector<std::string> split(std::string_view s, char sep) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start <= s.size()) {
+    size_t end = s.find(sep, start);
+    if (end == std::string_view::npos) end = s.size();
+    if (end > start) out.emplace_back(s.substr(start, end - start));
+    start = end + 1;
+  }
+  return out;
+}
+
+std::string unescape_octal(std::string_view s) {
+  auto octal = [](char ch) { return ch >= '0' && ch <= '7'; };
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '\\' && i + 3 < s.size() && octal(s[i + 1]) && octal(s[i + 2]) && octal(s[i + 3])) {
+      out += static_cast<char>((s[i + 1] - '0') * 64 + (s[i + 2] - '0') * 8 + (s[i + 3] - '0'));
+      i += 3;
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
+}
+
+Result<std::vector<Hierarchy>> cgroup_hierarchies() {
+  std::string text = TRY(read_file("/proc/self/mountinfo"));
+  std::vector<Hierarchy> out;
+  for (const std::string& line : split(text, '\n')) {
+    std::vector<std::string> f = split(line, ' ');
+    auto dash = std::find(f.begin(), f.end(), "-");
+    if (f.size() < 5 || dash == f.end() || f.end() - dash < 4) continue;
+    const std::string& fstype = dash[1];
+    if ((fstype != "cgroup" && fstype != "cgroup2") || f[3] != "/") continue;
+    Hierarchy h;
+    h.mountpoint = unescape_octal(f[4]);
+    h.v2 = fstype == "cgroup2";
+    for (std::string& o : split(dash[3], ','))
+      if (o != "rw" && o != "ro") h.options.push_back(std::move(o));
+    out.push_back(std::move(h));
+  }
+  return out;
+}
+
+// Matches a /proc/PID/cgroup line ("4:memory:/isola/x", "0::/x") to a
+// hierarchy; returns the group's path in it.
+const Hierarchy* match_cgroup_line(const std::vector<Hierarchy>& hs, std::string_view line, std::string& path) {
+  size_t a = line.find(':'), b = a == std::string_view::npos ? a : line.find(':', a + 1);
+  if (b == std::string_view::npos) return nullptr;
+  std::string_view controllers = line.substr(a + 1, b - a - 1);
+  path = std::string(line.substr(b + 1));
+  for (const Hierarchy& h : hs) {
+    if (controllers.empty() != h.v2) continue;
+    bool all = true;
+    for (const std::string& c : split(controllers, ','))
+      all = all && std::find(h.options.begin(), h.options.end(), c) != h.options.end();
+    if (all) return &h;
+  }
+  return nullptr;
+}
+
+// ---------------------------------------------------------------------------
+// The plan: the spec turned into what the child does, checked up front.
+
+struct ProcessPlan {
+  ProcessSpec process;
+  std::optional<SeccompSpec> seccomp;
+  StdioFds stdio;
+  std::vector<std::string> candidates;  // the paths execve tries, in order
+  bool searched = false;                // args[0] had no '/' and was looked up in PATH
+  std::vector<char*> argv, envp;        // into process.args / process.env
+
+  // Call once the plan sits where the child will read it.
+  void point_args() {
+    argv.clear();
+    envp.clear();
+    for (std::string& a : process.args) argv.push_back(a.data());
+    for (std::string& e : process.env) envp.push_back(e.data());
+    argv.push_back(nullptr);
+    envp.push_back(nullptr);
+  }
+};
+
+struct MountPlan {
+  std::string source, type, data;
+  std::string dest;    // as the user wrote it, for messages
+  std::string target;  // relative to the rootfs
+  unsigned long flags = 0;  // MS_RDONLY, MS_NOSUID, ... (no MS_BIND/MS_REC)
+  std::vector<unsigned long> propagation;
+  bool bind = false, recursive = false;
+  bool dir = true;  // create a missing target as a directory, else as a file
+  bool cgroup = false;
+};
+
+struct NsJoin {
+  int type;
+  std::string path;
+};
+
+struct ContainerPlan {
+  ProcessPlan proc;
+  std::string rootfs;
+  bool readonly_root = false;
+  std::vector<MountPlan> mounts;
+  int clone_flags = 0;    // namespaces created by clone
+  int unshare_flags = 0;  // created after joining a user namespace by path
+  bool cgroup_ns = false;
+  std::vector<NsJoin> joins;  // user first
+  std::string pid_ns_path;    // joined by the parent around clone
+  bool user_ns = false;       // created: the parent writes the id maps
+  bool joins_user = false;
+  std::string hostname;
+  bool loopback = false;
+  std::vector<std::pair<std::string, std::string>> sysctls;  // /proc/sys/... file, value
+  std::vector<std::string> masked, readonly_paths;
+  bool cgroup_v2_host = false;
+  std::vector<Hierarchy> hierarchies;  // for "cgroup" mounts
+  std::string console_path;            // the pty slave as our mount namespace names it
+};
+
+Error spec_error(const std::string& field, std::string detail) {
+  return make_error("invalid runtime spec", field, std::move(detail));
+}
+
+Result<ProcessPlan> plan_process(const ProcessSpec& process, const std::optional<SeccompSpec>& seccomp,
+                                 const StdioFds& stdio) {
+  ProcessPlan p;
+  if (process.args.empty()) return fail(spec_error("process.args", "no command to run"));
+  if (process.cwd.empty() || process.cwd[0] != '/') return fail(spec_error("process.cwd", "must be an absolute path"));
+  if (process.terminal && stdio.console < 0)
+    return fail(spec_error("process.terminal", "a terminal was asked for but no console was given"));
+  p.process = process;
+  p.seccomp = seccomp;
+  p.stdio = stdio;
+  const std::string& cmd = process.args[0];
+  if (cmd.empty()) return fail(spec_error("process.args[0]", "the command is empty"));
+  if (cmd.find('/') != std::string::npos) {
+    p.candidates.push_back(cmd);
+    return p;
+  }
+  // PATH comes from the container's environment, never from ours.
+  std::string path = kDefaultPath;
+  for (const std::string& e : process.env)
+    if (e.starts_with("PATH=")) {
+      path = e.substr(5);
+      break;
+    }
+  p.searched = true;
+  size_t start = 0;
+  for (;;) {
+    size_t end = path.find(':', start);
+    std::string dir = path.substr(start, end == std::string::npos ? std::string::npos : end - start);
+    p.candidates.push_back(path_join(dir.empty() ? "." : dir, cmd));
+    if (end == std::string::npos) break;
+    start = end + 1;
+  }
+  return p;
+}
+
+struct FlagWord {
+  const char* name;
+  bool clear;
+  unsigned long flag;
+};
+constexpr FlagWord kFlagWords[] = {
+    {"ro", false, MS_RDONLY},           {"rw", true, MS_RDONLY},
+    {"nosuid", false, MS_NOSUID},       {"suid", true, MS_NOSUID},
+    {"nodev", false, MS_NODEV},         {"dev", true, MS_NODEV},
+    {"noexec", false, MS_NOEXEC},       {"exec", true, MS_NOEXEC},
+    {"sync", false, MS_SYNCHRONOUS},    {"async", true, MS_SYNCHRONOUS},
+    {"dirsync", false, MS_DIRSYNC},     {"noatime", false, MS_NOATIME},
+    {"atime", true, MS_NOATIME},        {"nodiratime", false, MS_NODIRATIME},
+    {"diratime", true, MS_NODIRATIME},  {"relatime", false, MS_RELATIME},
+    {"norelatime", true, MS_RELATIME},  {"strictatime", false, MS_STRICTATIME},
+    {"nostrictatime", true, MS_STRICTATIME},
+};
+constexpr std::pair<const char*, unsigned long> kPropagationWords[] = {
+    {"private", MS_PRIVATE},       {"rprivate", MS_PRIVATE | MS_REC}, {"slave", MS_SLAVE},
+    {"rslave", MS_SLAVE | MS_REC}, {"shared", MS_SHARED},             {"rshared", MS_SHARED | MS_REC},
+    {"unbindable", MS_UNBINDABLE}, {"runbindable", MS_UNBINDABLE | MS_REC},
+};
+
+Result<MountPlan> plan_mount(const MountSpec& m, size_t index) {
+  std::string field = "mounts[" + std::to_string(index) + "]";
+  MountPlan p;
+  p.dest = m.destination;
+  p.source = m.source;
+  p.type = m.type;
+  if (m.destination.empty() || m.destination[0] != '/')
+    return fail(spec_error(field + ".destination", "must be an absolute path"));
+  size_t first = m.destination.find_first_not_of('/');
+  if (first == std::string::npos) return fail(spec_error(field + ".destination", "cannot mount over the root"));
+  p.target = m.destination.substr(first);
+  p.bind = m.type == "bind";
+  for (const std::string& o : m.options) {
+    if (o == "bind" || o == "rbind") {
+      p.bind = true;
+      p.recursive = p.recursive || o == "rbind";
+      continue;
+    }
+    auto word = std::find_if(std::begin(kFlagWords), std::end(kFlagWords),
+                             [&](const FlagWord& w) { return o == w.name; });
+    if (word != std::end(kFlagWords)) {
+      p.flags = word->clear ? (p.flags & ~word->flag) : (p.flags | word->flag);
+      continue;
+    }
+    auto prop = std::find_if(std::begin(kPropagationWords), std::end(kPropagationWords),
+                             [&](const auto& w) { return o == w.first; });
+    if (prop != std::end(kPropagationWords)) {
+      p.propagation.push_back(prop->second);
+      continue;
+    }
+    // Everything else is the file system's business: size=, mode=, gid=, newinstance...
+    if (!p.data.empty()) p.data += ',';
+    p.data += o;
+  }
+  if (p.bind) {
+    if (m.source.empty() || m.source[0] != '/')
+      return fail(spec_error(field + ".source", "a bind mount needs an absolute source path"));
+    struct stat st;
+    if (::stat(m.source.c_str(), &st) != 0) return fail(sys_error("bind mount source", m.source));
+    p.dir = S_ISDIR(st.st_mode);
+  } else if (m.type.empty()) {
+    return fail(spec_error(field + ".type", "missing (and the mount is not a bind mount)"));
+  }
+  p.cgroup = !p.bind && (m.type == "cgroup" || m.type == "cgroup2");
+  return p;
+}
+
+int namespace_flag(const std::string& type) {
+  if (type == "pid") return CLONE_NEWPID;
+  if (type == "network") return CLONE_NEWNET;
+  if (type == "mount") return CLONE_NEWNS;
+  if (type == "ipc") return CLONE_NEWIPC;
+  if (type == "uts") return CLONE_NEWUTS;
+  if (type == "user") return CLONE_NEWUSER;
+  if (type == "cgroup") return CLONE_NEWCGROUP;
+  return 0;
+}
+
+Result<void> plan_namespaces(const LinuxSpec& linux, ContainerPlan& plan) {
+  int created = 0, joined = 0;
+  bool join_user = false;
+  for (const NamespaceSpec& ns : linux.namespaces) {
+    int flag = namespace_flag(ns.type);
+    if (flag == 0) return fail(spec_error("linux.namespaces", "unknown namespace type \"" + ns.type + "\""));
+    if (ns.path.empty()) {
+      created |= flag;
+    } else if (flag == CLONE_NEWPID) {
+      joined |= flag;
+      plan.pid_ns_path = ns.path;
+    } else {
+      joined |= flag;
+      if (flag == CLONE_NEWUSER) {
+        join_user = true;
+        plan.joins.insert(plan.joins.begin(), NsJoin{flag, ns.path});
+      } else {
+        plan.joins.push_back(NsJoin{flag, ns.path});
+      }
+    }
+  }
+  // pivot_root and the mounts below would change the host's own view.
+  if (!((created | joined) & CLONE_NEWNS))
+    return fail(spec_error("linux.namespaces", "process isolation needs a mount namespace"));
+  plan.cgroup_ns = created & CLONE_NEWCGROUP;
+  plan.user_ns = created & CLONE_NEWUSER;
+  int rest = created & ~CLONE_NEWCGROUP;
+  plan.joins_user = join_user;
+  if (join_user) {
+    // Namespaces made after setns(user) belong to that user namespace, as a
+    // container joining a pod's user namespace expects. Only the pid
+    // namespace must come from clone itself.
+    plan.clone_flags = rest & CLONE_NEWPID;
+    plan.unshare_flags = rest & ~CLONE_NEWPID;
+  } else {
+    plan.clone_flags = rest;
+  }
+  plan.loopback = created & CLONE_NEWNET;
+  if (plan.user_ns && (linux.uid_mappings.empty() || linux.gid_mappings.empty()))
+    return fail(spec_error("linux.uidMappings", "a new user namespace needs uidMappings and gidMappings"));
+  return {};
+}
+
+Result<ContainerPlan> plan_container(const RuntimeSpec& spec, const StdioFds& stdio) {
+  ContainerPlan plan;
+  plan.proc = TRY(plan_process(spec.process, spec.linux.seccomp, stdio));
+  if (spec.root_path.empty() || spec.root_path[0] != '/')
+    return fail(spec_error("root.path", "must be an absolute path"));
+  if (!is_directory(spec.root_path)) return fail(make_error("open rootfs", spec.root_path, "not a directory"));
+  plan.rootfs = spec.root_path;
+  plan.readonly_root = spec.root_readonly;
+  TRYV(plan_namespaces(spec.linux, plan));
+
+  bool any_cgroup_mount = false;
+  for (size_t i = 0; i < spec.mounts.size(); ++i) {
+    plan.mounts.push_back(TRY(plan_mount(spec.mounts[i], i)));
+    any_cgroup_mount = any_cgroup_mount || plan.mounts.back().cgroup;
+  }
+  if (any_cgroup_mount) {
+    struct statfs sf;
+    plan.cgroup_v2_host = ::statfs("/sys/fs/cgroup", &sf) == 0 && sf.f_type == CGROUP2_SUPER_MAGIC;
+    for (Hierarchy& h : TRY(cgroup_hierarchies()))
+      if (h.mountpoint.starts_with("/sys/fs/cgroup/")) plan.hierarchies.push_back(std::move(h));
+  }
+
+  if (!spec.hostname.empty()) {
+    if (!(plan.clone_flags & CLONE_NEWUTS) && !(plan.unshare_flags & CLONE_NEWUTS))
+      return fail(spec_error("hostname", "setting a hostname needs a new uts namespace"));
+    plan.hostname = spec.hostname;
+  }
+  for (const auto& [key, value] : spec.linux.sysctl) {
+    bool bad = key.empty() || key.find('/') != std::string::npos;
+    std::string rel = key;
+    std::replace(rel.begin(), rel.end(), '.', '/');
+    for (const std::string& part : split(rel, '/')) bad = bad || part == "..";
+    if (bad || rel.front() == '/' || rel.find("//") != std::string::npos)
+      return fail(spec_error("linux.sysctl", "invalid key \"" + key + "\""));
+    plan.sysctls.emplace_back("/proc/sys/" + rel, value);
+  }
+  for (const std::string& p : spec.linux.masked_paths) {
+    if (p.empty() || p[0] != '/') return fail(spec_error("linux.maskedPaths", "\"" + p + "\" is not absolute"));
+    plan.masked.push_back(p);
+  }
+  for (const std::string& p : spec.linux.readonly_paths) {
+    if (p.empty() || p[0] != '/') return fail(spec_error("linux.readonlyPaths", "\"" + p + "\" is not absolute"));
+    plan.readonly_paths.push_back(p);
+  }
+  if (spec.process.terminal) {
+    // A mount cannot be bound from a descriptor opened in another mount
+    // namespace (EINVAL), so /dev/console is bound from the slave's path in
+    // the child's copy of our tree; the child checks it is the same device.
+    char buf[PATH_MAX];
+    std::string link = fd_path(stdio.console);
+    ssize_t n = ::readlink(link.c_str(), buf, sizeof buf - 1);
+    if (n <= 0 || buf[0] != '/') return fail(make_error("find the console", link, "it has no path"));
+    plan.console_path.assign(buf, static_cast<size_t>(n));
+  }
+  return plan;
+}
+
+Result<void> write_id_maps(pid_t pid, const LinuxSpec& linux) {
+  // The parent is root in the parent user namespace (CAP_SETGID there), so
+  // gid_map can be written without "setgroups deny" and the container keeps
+  // setgroups(2) for its additional groups.
+  for (auto [file, maps] : {std::pair{"uid_map", &linux.uid_mappings}, std::pair{"gid_map", &linux.gid_mappings}}) {
+    std::string text;
+    for (const IdMapping& m : *maps)
+      text += std::to_string(m.container_id) + ' ' + std::to_string(m.host_id) + ' ' + std::to_string(m.size) + '\n';
+    std::string path = "/proc/" + std::to_string(pid) + "/" + file;
+    UniqueFd fd = TRY(open_path(path, O_WRONLY));
+    if (::write(fd.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size()))
+      return fail(sys_error("write", path));
+  }
+  return {};
+}
+
+// ---------------------------------------------------------------------------
+// The child. No exceptions, no iostream; every failure goes to the parent.
+
+struct Child {
+  int sync;
+
+  [[noreturn]] void fail(int err, std::string_view op, std::string_view object = {},
+                         std::string_view detail = {}) const {
+    Report r;
+    r.kind = kFailed;
+    r.err = err;
+    copy_text(r.op, sizeof r.op, op);
+    copy_text(r.object, sizeof r.object, object);
+    copy_text(r.detail, sizeof r.detail, detail);
+    ssize_t ignored = ::send(sync, &r, sizeof r, MSG_NOSIGNAL);
+    (void)ignored;
+    ::_exit(1);
+  }
+  [[noreturn]] void fail(const Error& e) const { fail(e.err, e.op, e.object, e.detail); }
+  void check(long rc, std::string_view op, std::string_view object = {}) const {
+    if (rc < 0) fail(errno, op, object);
+  }
+  template <class T>
+  void check(const Result<T>& r) const {
+    if (!r) fail(r.error());
+  }
+  // Blocks for one byte from the parent; EOF means the parent is gone.
+  void wait_for_byte() const {
+    char b;
+    ssize_t n;
+    do {
+      n = ::recv(sync, &b, 1, 0);
+    } while (n < 0 && errno == EINTR);
+    if (n <= 0) ::_exit(0);
+  }
+};
+
+// The caller's handlers, ignored signals and mask must not leak into the
+// container (a monitor that ignores SIGPIPE or blocks SIGCHLD for signalfd).
+void reset_signals() {
+  struct sigaction sa {};
+  sa.sa_handler = SIG_DFL;
+  for (int sig = 1; sig < NSIG; ++sig) ::sigaction(sig, &sa, nullptr);
+  sigset_t none;
+  sigemptyset(&none);
+  ::sigprocmask(SIG_SETMASK, &none, nullptr);
+}
+
+int open_in_root_raw(int root_fd, const std::string& rel, int flags) {
+  struct open_how how {};
+  how.flags = static_cast<uint64_t>(flags | O_CLOEXEC);
+  how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+  int fd;
+  do {
+    fd = static_cast<int>(::syscall(SYS_openat2, root_fd, rel.empty() ? "." : rel.c_str(), &how, sizeof how));
+  } while (fd < 0 && errno == EAGAIN);
+  return fd;
+}
+
+// An O_PATH descriptor of `rel` inside the rootfs, creating what is missing
+// (directories; the last component as a file unless `dir`). Every lookup is
+// openat2(RESOLVE_IN_ROOT), so a symlink planted in the image resolves inside
+// the rootfs, never onto the host; a dangling symlink is followed by
+// rewriting the path through it, and creation happens with *at calls on a
+// parent that was itself resolved in the root. Returns -1 with errno.
+int make_target(int root_fd, std::string rel, bool dir) {
+  for (int hops = 0; hops < 40; ++hops) {
+    int fd = open_in_root_raw(root_fd, rel, O_PATH);
+    if (fd >= 0 || errno != ENOENT) return fd;
+    std::vector<std::string> parts = split(rel, '/');
+    std::string prefix;
+    bool rewritten = false;
+    for (size_t i = 0; i < parts.size() && !rewritten; ++i) {
+      std::string next = prefix.empty() ? parts[i] : prefix + "/" + parts[i];
+      int probe = open_in_root_raw(root_fd, next, O_PATH);
+      if (probe >= 0) {
+        ::close(probe);
+        prefix = std::move(next);
+        continue;
+      }
+      if (errno != ENOENT) return -1;
+      int parent = open_in_root_raw(root_fd, prefix, O_PATH | O_DIRECTORY);
+      if (parent < 0) return -1;
+      const char* name = parts[i].c_str();
+      struct stat st;
+      int rc;
+      if (::fstatat(parent, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode)) {
+        char buf[PATH_MAX];
+        ssize_t n = ::readlinkat(parent, name, buf, sizeof buf);
+        ::close(parent);
+        if (n < 0 || n == static_cast<ssize_t>(sizeof buf)) return -1;
+        std::string link(buf, static_cast<size_t>(n));
+        // Relative links continue from the link's directory (`prefix`, which
+        // the kernel resolves again); absolute ones from the rootfs.
+        rel = link[0] == '/' || prefix.empty() ? link : prefix + "/" + link;
+        for (size_t k = i + 1; k < parts.size(); ++k) rel += "/" + parts[k];
+        rewritten = true;
+        break;
+      }
+      if (i + 1 == parts.size() && !dir) {
+        rc = ::openat(parent, name, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644);
+        if (rc >= 0) ::close(rc);
+      } else {
+        rc = ::mkdirat(parent, name, 0755);
+      }
+      int saved = errno;
+      ::close(parent);
+      if (rc < 0 && saved != EEXIST) {
+        errno = saved;
+        return -1;
+      }
+      prefix = std::move(next);
+    }
+  }
+  errno = ELOOP;
+  return -1;
+}
+
+// Flags a remount must keep: a mount made in a user namespace, or over one
+// from a more privileged namespace, has locked nosuid/nodev/noexec/atime.
+unsigned long kept_flags(int fd) {
+  struct statvfs sv;
+  if (::fstatvfs(fd, &sv) != 0) return 0;
+  unsigned long f = 0;
+  if (sv.f_flag & ST_NOSUID) f |= MS_NOSUID;
+  if (sv.f_flag & ST_NODEV) f |= MS_NODEV;
+  if (sv.f_flag & ST_NOEXEC) f |= MS_NOEXEC;
+  if (sv.f_flag & ST_NOATIME) f |= MS_NOATIME;
+  if (sv.f_flag & ST_NODIRATIME) f |= MS_NODIRATIME;
+  if (sv.f_flag & ST_RELATIME) f |= MS_RELATIME;
+  return f;
+}
+
+// Applies `flags` to the mount now on top of `rel` (a fresh lookup, since the
+// descriptor used to mount still points at what is underneath).
+void remount_bind(const Child& c, int root_fd, const std::string& rel, unsigned long flags, std::string_view dest) {
+  int fd = open_in_root_raw(root_fd, rel, O_PATH);
+  c.check(fd, "open mount", dest);
+  c.check(::mount(nullptr, fd_path(fd).c_str(), nullptr, MS_BIND | MS_REMOUNT | flags | kept_flags(fd), nullptr),
+          "remount", dest);
+  ::close(fd);
+}
+
+int target_or_fail(const Child& c, int root_fd, const std::string& rel, bool dir, std::string_view dest) {
+  int fd = make_target(root_fd, rel, dir);
+  c.check(fd, "create mount point", dest);
+  return fd;
+}
+
+// The group this process is in, in the hierarchy mounted at `h`, read from
+// the host's /proc (we have not pivoted yet).
+std::optional<std::string> own_cgroup(const Hierarchy& h) {
+  auto text = read_file("/proc/self/cgroup");
+  if (!text) return std::nullopt;
+  std::vector<Hierarchy> one{h};
+  for (const std::string& line : split(*text, '\n')) {
+    std::string path;
+    if (match_cgroup_line(one, line, path)) return path;
+  }
+  return std::nullopt;
+}
+
+// A "cgroup" mount, as docker lays it out: cgroup2 on a v2 host, otherwise a
+// tmpfs with one directory per v1 hierarchy. With a cgroup namespace the
+// file systems are mounted (their root is the container's group); without,
+// the container's own groups are bind-mounted.
+void mount_cgroups(const Child& c, const ContainerPlan& plan, const MountPlan& m, int root_fd) {
+  auto bind_group = [&](const Hierarchy& h, const std::string& rel) {
+    auto own = own_cgroup(h);
+    if (!own) return;
+    int fd = target_or_fail(c, root_fd, rel, true, m.dest);
+    std::string src = path_join(h.mountpoint, *own);
+    c.check(::mount(src.c_str(), fd_path(fd).c_str(), nullptr, MS_BIND, nullptr), "mount", m.dest);
+    ::close(fd);
+    remount_bind(c, root_fd, rel, m.flags, m.dest);
+  };
+  if (plan.cgroup_v2_host) {
+    if (plan.cgroup_ns) {
+      int fd = target_or_fail(c, root_fd, m.target, true, m.dest);
+      c.check(::mount("cgroup2", fd_path(fd).c_str(), "cgroup2", m.flags, nullptr), "mount cgroup2", m.dest);
+      ::close(fd);
+    } else {
+      bind_group(Hierarchy{"/sys/fs/cgroup", true, {}}, m.target);
+    }
+    return;
+  }
+  int fd = target_or_fail(c, root_fd, m.target, true, m.dest);
+  c.check(::mount("tmpfs", fd_path(fd).c_str(), "tmpfs", (m.flags & ~MS_RDONLY) | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                  "mode=755"),
+          "mount tmpfs", m.dest);
+  ::close(fd);
+  for (const Hierarchy& h : plan.hierarchies) {
+    std::string rel = m.target + "/" + h.mountpoint.substr(h.mountpoint.rfind('/') + 1);
+    if (!plan.cgroup_ns) {
+      bind_group(h, rel);
+      continue;
+    }
+    std::string data;
+    for (const std::string& o : h.options) data += (data.empty() ? "" : ",") + o;
+    int sub = target_or_fail(c, root_fd, rel, true, m.dest);
+    c.check(::mount("cgroup", fd_path(sub).c_str(), h.v2 ? "cgroup2" : "cgroup", m.flags,
+                    h.v2 ? nullptr : data.c_str()),
+            "mount cgroup", "/" + rel);
+    ::close(sub);
+  }
+  if (m.flags & MS_RDONLY) {
+    fd = open_in_root_raw(root_fd, m.target, O_PATH);
+    c.check(fd, "open mount", m.dest);
+    c.check(::mount(nullptr, fd_path(fd).c_str(), nullptr, MS_REMOUNT | m.flags | kept_flags(fd), "mode=755"),
+            "remount", m.dest);
+    ::close(fd);
+  }
+}
+
+void do_mount(const Child& c, const ContainerPlan& plan, const MountPlan& m, int root_fd) {
+  if (m.cgroup) {
+    mount_cgroups(c, plan, m, root_fd);
+  } else {
+    int fd = target_or_fail(c, root_fd, m.target, m.dir, m.dest);
+    std::string target = fd_path(fd);
+    if (m.bind) {
+      c.check(::mount(m.source.c_str(), target.c_str(), nullptr, MS_BIND | (m.recursive ? MS_REC : 0), nullptr),
+              "mount", m.dest);
+      ::close(fd);
+      // Bind mounts ignore flags on the first call; they need a remount.
+      if (m.flags) remount_bind(c, root_fd, m.target, m.flags, m.dest);
+    } else {
+      const char* source = m.source.empty() ? m.type.c_str() : m.source.c_str();
+      c.check(::mount(source, target.c_str(), m.type.c_str(), m.flags, m.data.empty() ? nullptr : m.data.c_str()),
+              "mount " + m.type, m.dest);
+      ::close(fd);
+    }
+  }
+  for (unsigned long prop : m.propagation) {
+    int fd = open_in_root_raw(root_fd, m.target, O_PATH);
+    c.check(fd, "open mount", m.dest);
+    c.check(::mount(nullptr, fd_path(fd).c_str(), nullptr, prop, nullptr), "set mount propagation", m.dest);
+    ::close(fd);
+  }
+}
+
+struct DeviceNode {
+  const char* name;
+  unsigned major, minor;
+};
+constexpr DeviceNode kDevices[] = {{"null", 1, 3},    {"zero", 1, 5},    {"full", 1, 7},
+                                   {"random", 1, 8},  {"urandom", 1, 9}, {"tty", 5, 0}};
+
+void create_devices(const Child& c, int root_fd) {
+  int dev = make_target(root_fd, "dev", true);
+  c.check(dev, "create", "/dev");
+  for (const DeviceNode& d : kDevices) {
+    std::string dest = std::string("/dev/") + d.name;
+    dev_t rdev = makedev(d.major, d.minor);
+    int rc = ::mknodat(dev, d.name, S_IFCHR | 0666, rdev);
+    if (rc != 0 && errno == EEXIST) {
+      struct stat st;
+      if (::fstatat(dev, d.name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISCHR(st.st_mode) && st.st_rdev == rdev)
+        continue;
+      // Whatever the image put there (a file, a symlink) is replaced.
+      c.check(::unlinkat(dev, d.name, 0), "remove", dest);
+      rc = ::mknodat(dev, d.name, S_IFCHR | 0666, rdev);
+    }
+    if (rc == 0) continue;
+    if (errno != EPERM) c.fail(errno, "mknod", dest);
+    // In a user namespace mknod is not allowed: bind the host's node instead.
+    int file = ::openat(dev, d.name, O_CREAT | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0666);
+    c.check(file, "create", dest);
+    c.check(::mount(dest.c_str(), fd_path(file).c_str(), nullptr, MS_BIND, nullptr), "bind mount", dest);
+    ::close(file);
+  }
+  const std::pair<const char*, const char*> links[] = {{"/proc/self/fd", "fd"},
+                                                       {"/proc/self/fd/0", "stdin"},
+                                                       {"/proc/self/fd/1", "stdout"},
+                                                       {"/proc/self/fd/2", "stderr"},
+                                                       {"pts/ptmx", "ptmx"}};
+  for (const auto& [to, name] : links)
+    if (::symlinkat(to, dev, name) != 0 && errno != EEXIST) c.fail(errno, "symlink", std::string("/dev/") + name);
+  ::close(dev);
+}
+
+void pivot(const Child& c, int root_fd, const std::string& rootfs) {
+  // pivot_root(".", ".") stacks the old root on top of the new one; detaching
+  // it leaves only the container's tree, with no directory to put it in.
+  c.check(::fchdir(root_fd), "chdir", rootfs);
+  c.check(::syscall(SYS_pivot_root, ".", "."), "pivot_root", rootfs);
+  c.check(::umount2(".", MNT_DETACH), "unmount the old root", rootfs);
+  c.check(::chdir("/"), "chdir", "/");
+}
+
+void set_readonly_path(const Child& c, const std::string& path) {
+  if (::mount(path.c_str(), path.c_str(), nullptr, MS_BIND | MS_REC, nullptr) != 0) {
+    if (errno == ENOENT) return;
+    c.fail(errno, "bind mount read-only path", path);
+  }
+  struct statvfs sv;
+  unsigned long keep = 0;
+  if (::statvfs(path.c_str(), &sv) == 0) {
+    if (sv.f_flag & ST_NOSUID) keep |= MS_NOSUID;
+    if (sv.f_flag & ST_NODEV) keep |= MS_NODEV;
+    if (sv.f_flag & ST_NOEXEC) keep |= MS_NOEXEC;
+    if (sv.f_flag & ST_NOATIME) keep |= MS_NOATIME;
+    if (sv.f_flag & ST_NODIRATIME) keep |= MS_NODIRATIME;
+    if (sv.f_flag & ST_RELATIME) keep |= MS_RELATIME;
+  }
+  c.check(::mount(nullptr, path.c_str(), nullptr, MS_BIND | MS_REMOUNT | MS_RDONLY | keep, nullptr),
+          "remount read-only", path);
+}
+
+void mask_path(const Child& c, const std::string& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT) return;
+    c.fail(errno, "stat masked path", path);
+  }
+  int rc = S_ISDIR(st.st_mode) ? ::mount("tmpfs", path.c_str(), "tmpfs", MS_RDONLY, nullptr)
+                               : ::mount("/dev/null", path.c_str(), nullptr, MS_BIND, nullptr);
+  if (rc != 0 && errno != ENOENT) c.fail(errno, "mask", path);
+}
+
+void setup_rootfs(const Child& c, const ContainerPlan& plan) {
+  const ProcessSpec& proc = plan.proc.process;
+  // Nothing we mount may propagate back to the host.
+  c.check(::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr), "make / private");
+  // pivot_root needs the new root to be a mount point.
+  c.check(::mount(plan.rootfs.c_str(), plan.rootfs.c_str(), nullptr, MS_BIND | MS_REC, nullptr), "bind mount rootfs",
+          plan.rootfs);
+  int root_fd = ::open(plan.rootfs.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+  c.check(root_fd, "open rootfs", plan.rootfs);
+  ::umask(0);  // device nodes are 0666
+  for (const MountPlan& m : plan.mounts) do_mount(c, plan, m, root_fd);
+  create_devices(c, root_fd);
+  if (proc.terminal) {
+    struct stat by_fd, by_path;
+    c.check(::fstat(plan.proc.stdio.console, &by_fd), "stat the console");
+    c.check(::stat(plan.console_path.c_str(), &by_path), "stat the console", plan.console_path);
+    if (by_fd.st_rdev != by_path.st_rdev || !S_ISCHR(by_path.st_mode))
+      c.fail(0, "bind mount the console", plan.console_path, "the path no longer names the terminal");
+    int console = make_target(root_fd, "dev/console", false);
+    c.check(console, "create", "/dev/console");
+    c.check(::mount(plan.console_path.c_str(), fd_path(console).c_str(), nullptr, MS_BIND, nullptr),
+            "bind mount the console", "/dev/console");
+    ::close(console);
+  }
+  pivot(c, root_fd, plan.rootfs);
+  ::close(root_fd);
+  ::umask(022);
+
+  // From here "/" is the container's root: plain paths cannot leave it.
+  struct stat st;
+  if (::stat(proc.cwd.c_str(), &st) != 0) c.check(mkdir_p(proc.cwd));  // like docker's WORKDIR
+  for (const auto& [file, value] : plan.sysctls) {
+    int fd = ::open(file.c_str(), O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+    c.check(fd, "open sysctl", file);
+    if (::write(fd, value.data(), value.size()) != static_cast<ssize_t>(value.size()))
+      c.fail(errno, "write sysctl", file);
+    ::close(fd);
+  }
+  for (const std::string& p : plan.readonly_paths) set_readonly_path(c, p);
+  for (const std::string& p : plan.masked) mask_path(c, p);
+  if (plan.readonly_root) {
+    int fd = ::open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    c.check(fd, "open", "/");
+    c.check(::mount(nullptr, "/", nullptr, MS_BIND | MS_REMOUNT | MS_RDONLY | kept_flags(fd), nullptr),
+            "remount / read-only");
+    ::close(fd);
+  }
+}
+
+void loopback_up(const Child& c) {
+  int s = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  c.check(s, "socket");
+  struct ifreq ifr {};
+  std::strncpy(ifr.ifr_name, "lo", IFNAMSIZ - 1);
+  c.check(::ioctl(s, SIOCGIFFLAGS, &ifr), "get flags", "lo");
+  ifr.ifr_flags |= IFF_UP;
+  c.check(::ioctl(s, SIOCSIFFLAGS, &ifr), "bring up", "lo");
+  ::close(s);
+}
+
+// fds 0-2 from the plan. Sources are first copied above 2 so that any order
+// of numbers (the caller's out being our 0, say) survives the dup2s.
+void setup_stdio(const Child& c, const ProcessPlan& p, int devnull) {
+  int src[3];
+  if (p.process.terminal) {
+    c.check(::setsid(), "setsid");
+    c.check(::ioctl(p.stdio.console, TIOCSCTTY, 0), "set the controlling terminal");
+    src[0] = src[1] = src[2] = p.stdio.console;
+  } else {
+    src[0] = p.stdio.in >= 0 ? p.stdio.in : devnull;
+    src[1] = p.stdio.out >= 0 ? p.stdio.out : devnull;
+    src[2] = p.stdio.err >= 0 ? p.stdio.err : devnull;
+  }
+  int high[3];
+  for (int i = 0; i < 3; ++i) {
+    high[i] = ::fcntl(src[i], F_DUPFD_CLOEXEC, 3);
+    c.check(high[i], "dup stdio");
+  }
+  for (int i = 0; i < 3; ++i) c.check(::dup2(high[i], i), "dup2 stdio");  // dup2 clears CLOEXEC
+}
+
+void close_other_fds(int keep) {
+  // Only the sync socket (CLOEXEC) survives: nothing of the host leaks in.
+  if (keep > 3) ::close_range(3, static_cast<unsigned>(keep - 1), 0);
+  ::close_range(static_cast<unsigned>(keep + 1), ~0u, 0);
+}
+
+// The last steps, shared by the container's init and exec.
+//
+// Order of the security steps (as runc does it):
+//   rlimits first: raising a hard limit needs CAP_SYS_RESOURCE.
+//   seccomp before the user switch when no_new_privs is off: loading a
+//     filter without no_new_privs needs CAP_SYS_ADMIN, which the switch
+//     drops (the profile must then allow setresuid/capset/prctl, as
+//     docker's does).
+//   user + capabilities, then no_new_privs (needs no privilege).
+//   wait for start, after everything that can fail for a reason in the
+//     spec, so "create" reports those errors.
+//   seccomp last when no_new_privs is on: then it needs no privilege and as
+//     few syscalls as possible run under the filter (only send/recv, execve).
+[[noreturn]] void finish_process(const Child& c, const ProcessPlan& p, bool wait_for_start, int devnull) {
+  const ProcessSpec& proc = p.process;
+  setup_stdio(c, p, devnull);
+  // A non-root user may not reach cwd through directories only root can
+  // search; then it is entered after the switch.
+  bool in_cwd = ::chdir(proc.cwd.c_str()) == 0;
+  if (!in_cwd && errno != EACCES) c.fail(errno, "chdir to the working directory", proc.cwd);
+  close_other_fds(c.sync);
+  ::umask(022);
+  c.check(apply_rlimits(proc.rlimits));
+  const bool nnp = proc.no_new_privileges;
+  if (p.seccomp && !nnp) c.check(apply_seccomp(*p.seccomp));
+  c.check(switch_user_and_capabilities(proc));
+  if (nnp) c.check(set_no_new_privileges());
+  if (!in_cwd) c.check(::chdir(proc.cwd.c_str()), "chdir to the working directory", proc.cwd);
+  if (wait_for_start) {
+    Report ready;
+    ready.kind = kReady;
+    c.check(::send(c.sync, &ready, sizeof ready, MSG_NOSIGNAL), "report ready");
+    c.wait_for_byte();
+  }
+  if (p.seccomp && nnp) c.check(apply_seccomp(*p.seccomp));
+
+  int err = ENOENT;
+  for (const std::string& path : p.candidates) {
+    ::execve(path.c_str(), p.argv.data(), p.envp.data());
+    if (!p.searched) {
+      err = errno;
+      break;
+    }
+    if (errno == EACCES) {
+      err = EACCES;
+    } else if (errno != ENOENT && errno != ENOTDIR) {
+      err = errno;
+      break;
+    }
+  }
+  c.fail(err, "exec", proc.args[0], p.searched && err == ENOENT ? "executable file not found in $PATH" : "");
+}
+
+// Moves `fd` above 2 so setting up stdio cannot clobber it.
+int above_stdio(int fd) {
+  if (fd > 2) return fd;
+  int moved = ::fcntl(fd, F_DUPFD_CLOEXEC, 3);
+  if (moved < 0) ::_exit(1);  // cannot even report
+  ::close(fd);
+  return moved;
+}
+
+struct OpenedJoin {
+  int type;
+  int fd;
+  const std::string* path;
+};
+
+// A new user namespace does not change our ids: we are still the host's
+// root, unmapped there (the overflow uid), and files we create would fail
+// with EOVERFLOW. Becoming uid/gid 0 of the namespace (mapped to hostID)
+// keeps every capability in it; host supplementary groups go too.
+void become_namespace_root(const Child& c) {
+  if (::setgroups(0, nullptr) != 0 && errno != EPERM) c.fail(errno, "setgroups");
+  c.check(::setresgid(0, 0, 0), "setresgid", "0 in the user namespace");
+  c.check(::setresuid(0, 0, 0), "setresuid", "0 in the user namespace");
+}
+
+[[noreturn]] void container_child(const ContainerPlan& plan, bool wait_for_start, int sync, int parent_end,
+                                  int devnull, const std::vector<OpenedJoin>& joins) {
+  ::close(parent_end);
+  // First thing: while this is our code, a container process must not be
+  // able to ptrace it or open /proc/PID/exe (the host binary) or its fds.
+  ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+  // The container lives no longer than its monitor: nobody else could record
+  // its exit or serve its stdio. (A parent already gone shows as EOF below.)
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+  reset_signals();
+  Child c{above_stdio(sync)};
+  c.wait_for_byte();  // cgroup joined, id maps written
+  for (const OpenedJoin& j : joins) c.check(::setns(j.fd, j.type), "join namespace", *j.path);
+  if (plan.user_ns || plan.joins_user) become_namespace_root(c);
+  if (plan.unshare_flags) c.check(::unshare(plan.unshare_flags), "unshare namespaces");
+  // After the parent moved us into the container's group, so that group is
+  // the root of the container's cgroup view.
+  if (plan.cgroup_ns) c.check(::unshare(CLONE_NEWCGROUP), "unshare cgroup namespace");
+  if (!plan.hostname.empty())
+    c.check(::sethostname(plan.hostname.data(), plan.hostname.size()), "sethostname", plan.hostname);
+  if (plan.loopback) loopback_up(c);
+  setup_rootfs(c, plan);
+  finish_process(c, plan.proc, wait_for_start, devnull);
+}
+
+// Restores the caller's pid namespace for children when it goes out of scope.
+class PidNsSwitch {
+ public:
+  static Result<PidNsSwitch> enter(int target_fd, const std::string& what) {
+    UniqueFd own = TRY(open_path("/proc/self/ns/pid", O_RDONLY));
+    if (::setns(target_fd, CLONE_NEWPID) != 0) return fail(sys_error("join pid namespace", what));
+    return PidNsSwitch(std::move(own));
+  }
+  PidNsSwitch(PidNsSwitch&&) = default;
+  ~PidNsSwitch() {
+    if (own_ && ::setns(own_.get(), CLONE_NEWPID) != 0) ::abort();  // would put later children in the container
+  }
+
+ private:
+  explicit PidNsSwitch(UniqueFd own) : own_(std::move(own)) {}
+  UniqueFd own_;
+};
+
+// Makes the caller non-dumpable while it forks, so the child is never
+// ptrace-able or /proc-openable from inside the container, not even between
+// fork and its own prctl (it may be born inside the container's pid ns).
+class NotDumpable {
+ public:
+  NotDumpable() : was_(::prctl(PR_GET_DUMPABLE, 0, 0, 0, 0)) { ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0); }
+  ~NotDumpable() {
+    if (was_ > 0) ::prctl(PR_SET_DUMPABLE, was_, 0, 0, 0);
+  }
+  NotDumpable(const NotDumpable&) = delete;
+  NotDumpable& operator=(const NotDumpable&) = delete;
+
+ private:
+  int was_;
+};
+
+bool same_namespace(const std::string& a, const std::string& b) {
+  struct stat sa, sb;
+  return ::stat(a.c_str(), &sa) == 0 && ::stat(b.c_str(), &sb) == 0 && sa.st_dev == sb.st_dev &&
+         sa.st_ino == sb.st_ino;
+}
+
+// The cgroup.procs files, in every hierarchy mounted here, of the groups `pid` is in.
+Result<std::vector<std::string>> cgroup_procs_files(pid_t pid) {
+  std::vector<Hierarchy> hs = TRY(cgroup_hierarchies());
+  std::string text = TRY(read_file("/proc/" + std::to_string(pid) + "/cgroup"));
+  std::vector<std::string> files;
+  for (const std::string& line : split(text, '\n')) {
+    std::string path;
+    const Hierarchy* h = match_cgroup_line(hs, line, path);
+    if (!h) continue;
+    std::string file = path_join(path_join(h->mountpoint, path), "cgroup.procs");
+    if (std::find(files.begin(), files.end(), file) == files.end()) files.push_back(std::move(file));
+  }
+  return files;
+}
+
+[[noreturn]] void exec_child(const ProcessPlan& plan, int sync, int parent_end, int devnull,
+                             const std::vector<OpenedJoin>& joins) {
+  ::close(parent_end);
+  ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);  // before we are visible inside the container
+  reset_signals();
+  Child c{above_stdio(sync)};
+  c.wait_for_byte();  // moved into the container's cgroups
+  for (const OpenedJoin& j : joins) c.check(::setns(j.fd, j.type), "join namespace", *j.path);
+  finish_process(c, plan, false, devnull);
+}
+
+}  // namespace
+
+Result<Spawned> spawn_container(const RuntimeSpec& spec, const SpawnOptions& opts, const StdioFds& stdio) {
+  const std::string what = opts.id.empty() ? spec.root_path : opts.id;
+  ContainerPlan plan = TRY(plan_container(spec, stdio));
+  plan.proc.point_args();
+  UniqueFd devnull = TRY(open_path("/dev/null", O_RDWR));
+  std::vector<UniqueFd> join_fds;
+  std::vector<OpenedJoin> joins;
+  for (const NsJoin& j : plan.joins) {
+    join_fds.push_back(TRY(open_path(j.path, O_RDONLY)));
+    joins.push_back(OpenedJoin{j.type, join_fds.back().get(), &j.path});
+  }
+  UniqueFd pid_ns;
+  if (!plan.pid_ns_path.empty()) pid_ns = TRY(open_path(plan.pid_ns_path, O_RDONLY));
+  auto [parent_end, child_end] = TRY(sync_socketpair());
+
+  std::optional<Cgroup> cgroup;
+  if (!spec.linux.cgroups_path.empty()) cgroup = TRY(Cgroup::create(spec.linux.cgroups_path, spec.linux.resources));
+  struct CgroupCleanup {
+    std::optional<Cgroup>& cg;
+    bool armed = true;
+    ~CgroupCleanup() {
+      if (armed && cg) (void)cg->destroy();
+    }
+  } cleanup{cgroup};
+
+  pid_t pid;
+  int clone_errno;
+  {
+    std::optional<PidNsSwitch> in_pid_ns;
+    if (pid_ns) in_pid_ns.emplace(TRY(PidNsSwitch::enter(pid_ns.get(), plan.pid_ns_path)));
+    NotDumpable not_dumpable;
+    // A fork-like clone: the child runs on a copy of our stack, as pid 1 of
+    // its new pid namespace, and never returns from container_child.
+    pid = static_cast<pid_t>(::syscall(SYS_clone, plan.clone_flags | SIGCHLD, 0, 0, 0, 0));
+    clone_errno = errno;
+    if (pid == 0)
+      container_child(plan, opts.wait_for_start, child_end.get(), parent_end.get(), devnull.get(), joins);
+  }
+  if (pid < 0) return fail(sys_error(clone_errno, "clone", what));
+  ChildGuard child(pid);
+  child_end.reset();
+
+  if (cgroup) TRYV(cgroup->add_process(pid));
+  if (plan.user_ns) TRYV(write_id_maps(pid, spec.linux));
+  TRYV(send_byte(parent_end.get(), what));
+  Outcome outcome = TRY(await_child(parent_end.get(), what));
+  if (opts.wait_for_start && outcome != Outcome::ready)
+    return fail(make_error("create container", what, "the container process exited during set-up"));
+
+  cleanup.armed = false;
+  Spawned spawned;
+  spawned.pid = child.release();
+  if (opts.wait_for_start) spawned.start_fd = std::move(parent_end);
+  return spawned;
+}
+
+Result<void> start_container(Spawned& spawned) {
+  const std::string what = "pid " + std::to_string(spawned.pid);
+  if (!spawned.start_fd) return fail(make_error("start container", what, "it is not waiting to be started"));
+  UniqueFd fd = std::move(spawned.start_fd);
+  TRYV(send_byte(fd.get(), what));
+  auto outcome = await_child(fd.get(), what);
+  if (!outcome) {
+    // It reported and exited; the caller reaps it as it reaps the init.
+    ::kill(spawned.pid, SIGKILL);
+    return fail(outcome.error());
+  }
+  return {};
+}
+
+// Design: the exec'd process must be a direct child of the caller (so the
+// caller can waitpid it) and must live in the container's pid namespace.
+// setns(CLONE_NEWPID) only affects children, so the *caller* enters the pid
+// namespace for children for the duration of one fork() and then switches
+// back: the forked child is already inside, with no intermediate process.
+// The child then joins the other namespaces (user first, mount last, since
+// setns(mnt) moves its root and cwd into the container) after the caller has
+// moved it into init's cgroups, and finishes like the container's init.
+Result<pid_t> exec_in_container(pid_t init_pid, const RuntimeSpec& spec, const ProcessSpec& process,
+                                const StdioFds& stdio) {
+  const std::string what = "pid " + std::to_string(init_pid);
+  // What the exec does not say comes from the container: its capabilities
+  // and rlimits; no_new_privs can only be added.
+  ProcessSpec merged = process;
+  if (!merged.capabilities) merged.capabilities = spec.process.capabilities;
+  if (merged.rlimits.empty()) merged.rlimits = spec.process.rlimits;
+  merged.no_new_privileges = merged.no_new_privileges || spec.process.no_new_privileges;
+  ProcessPlan plan = TRY(plan_process(merged, spec.linux.seccomp, stdio));
+  plan.point_args();
+  UniqueFd devnull = TRY(open_path("/dev/null", O_RDWR));
+
+  const std::string ns_dir = "/proc/" + std::to_string(init_pid) + "/ns/";
+  static const std::pair<const char*, int> kOrder[] = {{"user", CLONE_NEWUSER}, {"ipc", CLONE_NEWIPC},
+                                                       {"uts", CLONE_NEWUTS},   {"net", CLONE_NEWNET},
+                                                       {"cgroup", CLONE_NEWCGROUP}, {"mnt", CLONE_NEWNS}};
+  std::vector<std::string> paths;
+  paths.reserve(std::size(kOrder));  // `joins` points into it
+  std::vector<UniqueFd> join_fds;
+  std::vector<OpenedJoin> joins;
+  for (const auto& [name, type] : kOrder) {
+    std::string path = ns_dir + name;
+    // Entering one's own user namespace is EINVAL; the others are cheap to skip too.
+    if (same_namespace(path, std::string("/proc/self/ns/") + name)) continue;
+    join_fds.push_back(TRY(open_path(path, O_RDONLY)));
+    paths.push_back(std::move(path));
+    joins.push_back(OpenedJoin{type, join_fds.back().get(), &paths.back()});
+  }
+  UniqueFd pid_ns;
+  if (!same_namespace(ns_dir + "pid", "/proc/self/ns/pid")) pid_ns = TRY(open_path(ns_dir + "pid", O_RDONLY));
+  std::vector<std::string> procs_files = TRY(cgroup_procs_files(init_pid));
+  auto [parent_end, child_end] = TRY(sync_socketpair());
+
+  pid_t pid;
+  int fork_errno;
+  {
+    std::optional<PidNsSwitch> in_pid_ns;
+    if (pid_ns) in_pid_ns.emplace(TRY(PidNsSwitch::enter(pid_ns.get(), what)));
+    NotDumpable not_dumpable;
+    pid = ::fork();
+    fork_errno = errno;
+    if (pid == 0) exec_child(plan, child_end.get(), parent_end.get(), devnull.get(), joins);
+  }
+  if (pid < 0) return fail(sys_error(fork_errno, "fork", what));
+  ChildGuard child(pid);
+  child_end.reset();
+
+  const std::string pid_text = std::to_string(pid);
+  for (const std::string& file : procs_files) {
+    UniqueFd fd = TRY(open_path(file, O_WRONLY));
+    if (::write(fd.get(), pid_text.data(), pid_text.size()) != static_cast<ssize_t>(pid_text.size()))
+      return fail(sys_error("join cgroup", file));
+  }
+  TRYV(send_byte(parent_end.get(), what));
+  if (auto outcome = await_child(parent_end.get(), what); !outcome) return fail(outcome.error());
+  return child.release();
+}
+
+}  // namespace isola
