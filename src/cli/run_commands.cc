@@ -5,9 +5,11 @@
 #include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <iostream>
 #include <memory>
 
@@ -132,6 +134,7 @@ int cmd_run(const Globals& g, RunArgs& a) {
     (void)engine->wait(*rec);
     return exit_code;
   }
+  if (*code == kDetached) return 0;  // it goes on running
   // Let the monitor finish recording (and removing, for --rm).
   (void)engine->wait(*rec);
   return *code;
@@ -167,6 +170,7 @@ int cmd_start(const Globals& g, const std::vector<std::string>& refs, bool attac
     if (attach) {
       auto exit_code = attach_session(ContainerStore::socket_path(rec->id), {interactive, rec->tty});
       if (!exit_code) return report(exit_code.error());
+      if (*exit_code == kDetached) return 0;
       (void)engine->wait(*rec);
       return *exit_code;
     }
@@ -185,7 +189,7 @@ int cmd_attach(const Globals& g, const std::string& ref, bool no_stdin) {
     return report(make_error("attach", ref, "the container is not running"));
   auto code = attach_session(ContainerStore::socket_path(rec->id), {rec->interactive && !no_stdin, rec->tty});
   if (!code) return report(code.error());
-  return *code;
+  return *code == kDetached ? 0 : *code;
 }
 
 struct ExecArgs {
@@ -244,6 +248,28 @@ int relay_pty(int master, pid_t pid, bool interactive) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
+// Receives one descriptor sent with SCM_RIGHTS.
+Result<UniqueFd> receive_fd(int sock) {
+  char byte;
+  struct iovec iov = {&byte, 1};
+  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  struct msghdr msg = {};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  ssize_t n;
+  while ((n = ::recvmsg(sock, &msg, MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR) {
+  }
+  if (n <= 0) return fail(make_error("receive the terminal", "", "the process sent none"));
+  struct cmsghdr* cm = CMSG_FIRSTHDR(&msg);
+  if (!cm || cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS || cm->cmsg_len != CMSG_LEN(sizeof(int)))
+    return fail(make_error("receive the terminal", "", "malformed message"));
+  int fd;
+  std::memcpy(&fd, CMSG_DATA(cm), sizeof fd);
+  return UniqueFd(fd);
+}
+
 int cmd_exec(const Globals& g, ExecArgs& a) {
   if (a.positional.size() < 2) return report(make_error("exec", "", "usage: isola exec CONTAINER COMMAND [ARG...]"));
   auto engine = Engine::open(g.root);
@@ -277,15 +303,14 @@ int cmd_exec(const Globals& g, ExecArgs& a) {
   }
 
   StdioFds stdio;
-  UniqueFd master, slave;
+  UniqueFd master, console_ours, console_theirs;
   if (a.tty && !a.detach) {
-    int m, s;
-    if (::openpty(&m, &s, nullptr, nullptr, nullptr) != 0) return report(sys_error("openpty"));
-    master.reset(m);
-    slave.reset(s);
-    ::fcntl(m, F_SETFD, FD_CLOEXEC);
-    ::fcntl(s, F_SETFD, FD_CLOEXEC);
-    stdio.console = s;
+    // The pty is made inside the container, so `tty` there names /dev/pts/N.
+    int sv[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) return report(sys_error("socketpair"));
+    console_ours.reset(sv[0]);
+    console_theirs.reset(sv[1]);
+    stdio.console_socket = sv[1];
   } else if (!a.detach) {
     stdio.in = a.interactive ? STDIN_FILENO : -1;
     stdio.out = STDOUT_FILENO;
@@ -298,8 +323,18 @@ int cmd_exec(const Globals& g, ExecArgs& a) {
     return code;
   }
   if (a.detach) return 0;
-  slave.reset();
-  if (master) return relay_pty(master.get(), *pid, a.interactive);
+  if (console_ours) {
+    console_theirs.reset();
+    auto m = receive_fd(console_ours.get());
+    if (!m) {
+      report(m.error());
+      ::kill(*pid, SIGKILL);
+      ::waitpid(*pid, nullptr, 0);
+      return kExitEngine;
+    }
+    master = std::move(*m);
+    return relay_pty(master.get(), *pid, a.interactive);
+  }
   int status = 0;
   while (::waitpid(*pid, &status, 0) < 0 && errno == EINTR) {
   }

@@ -82,8 +82,14 @@ Result<void> write_out(int fd, const std::string& data) {
 
 Result<int> attach_session(const std::string& socket_path, const AttachOptions& opts) {
   UniqueFd sock = TRY(connect_socket(socket_path));
-  TRYV(write_frame(sock.get(), FrameType::request, Json{{"op", "attach"}, {"stdin", opts.stdin}}.dump()));
-  if (opts.tty) TRYV(send_size(sock.get()));
+  // The size rides on the request so the process starts with it.
+  Json request = {{"op", "attach"}, {"stdin", opts.stdin}};
+  winsize ws{};
+  if (opts.tty && ::ioctl(STDIN_FILENO, TIOCGWINSZ, &ws) == 0) {
+    request["rows"] = ws.ws_row;
+    request["cols"] = ws.ws_col;
+  }
+  TRYV(write_frame(sock.get(), FrameType::request, request.dump()));
 
   sigset_t mask;
   sigemptyset(&mask);
@@ -96,6 +102,7 @@ Result<int> attach_session(const std::string& socket_path, const AttachOptions& 
 
   FrameReader reader;
   bool stdin_open = opts.stdin;
+  bool held_ctrl_p = false;
   for (;;) {
     std::vector<pollfd> fds = {{sock.get(), POLLIN, 0}, {winch.get(), POLLIN, 0}};
     if (stdin_open) fds.push_back({STDIN_FILENO, POLLIN, 0});
@@ -113,7 +120,23 @@ Result<int> attach_session(const std::string& socket_path, const AttachOptions& 
       char buf[65536];
       ssize_t n = ::read(STDIN_FILENO, buf, sizeof buf);
       if (n > 0) {
-        TRYV(write_frame(sock.get(), FrameType::stdin_data, std::string_view(buf, static_cast<size_t>(n))));
+        std::string data;
+        for (ssize_t i = 0; i < n; ++i) {
+          char ch = buf[i];
+          // Ctrl-P Ctrl-Q detaches a terminal session, as in docker; a
+          // lone Ctrl-P is held back until the next key says which it is.
+          if (opts.tty && held_ctrl_p) {
+            held_ctrl_p = false;
+            if (ch == 0x11) {
+              if (!data.empty()) TRYV(write_frame(sock.get(), FrameType::stdin_data, data));
+              return kDetached;
+            }
+            data += '\x10';
+          }
+          if (opts.tty && ch == 0x10) held_ctrl_p = true;
+          else data += ch;
+        }
+        if (!data.empty()) TRYV(write_frame(sock.get(), FrameType::stdin_data, data));
       } else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
         stdin_open = false;
         TRYV(write_frame(sock.get(), FrameType::stdin_eof, ""));

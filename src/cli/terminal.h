@@ -27,6 +27,9 @@ struct AttachOptions {
   bool tty = false;    // the container has a terminal: raw mode + resize
 };
 
+// What attach_session returns when the user detached (Ctrl-P Ctrl-Q).
+inline constexpr int kDetached = -1;
+
 // Attaches to the monitor's socket, starts the process if it waits for us,
 // relays stdio until it exits; returns the container's exit code. Errors
 // before the process started carry the 126/127 exit code hint.

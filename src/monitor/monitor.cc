@@ -258,6 +258,12 @@ void Monitor::handle_frame(Client& c, const Frame& f) {
         return;
       }
       c.attached = true;
+      if (master_ && req->contains("rows")) {
+        struct winsize ws {};
+        ws.ws_row = static_cast<unsigned short>(req->value("rows", 24));
+        ws.ws_col = static_cast<unsigned short>(req->value("cols", 80));
+        ::ioctl(master_.get(), TIOCSWINSZ, &ws);
+      }
       if (exited_) {
         c.out += encode_frame(FrameType::exit, Json{{"exit_code", state_.exit_code}, {"error", state_.error}}.dump());
         return;

@@ -270,7 +270,7 @@ Result<ProcessPlan> plan_process(const ProcessSpec& process, const std::optional
   ProcessPlan p;
   if (process.args.empty()) return fail(spec_error("process.args", "no command to run"));
   if (process.cwd.empty() || process.cwd[0] != '/') return fail(spec_error("process.cwd", "must be an absolute path"));
-  if (process.terminal && stdio.console < 0)
+  if (process.terminal && stdio.console < 0 && stdio.console_socket < 0)
     return fail(spec_error("process.terminal", "a terminal was asked for but no console was given"));
   p.process = process;
   p.seccomp = seccomp;
@@ -468,7 +468,7 @@ Result<ContainerPlan> plan_container(const RuntimeSpec& spec, const StdioFds& st
     if (p.empty() || p[0] != '/') return fail(spec_error("linux.readonlyPaths", "\"" + p + "\" is not absolute"));
     plan.readonly_paths.push_back(p);
   }
-  if (spec.process.terminal) {
+  if (spec.process.terminal && stdio.console >= 0) {
     // A mount cannot be bound from a descriptor opened in another mount
     // namespace (EINVAL), so /dev/console is bound from the slave's path in
     // the child's copy of our tree; the child checks it is the same device.
@@ -829,7 +829,7 @@ void setup_rootfs(const Child& c, const ContainerPlan& plan) {
   ::umask(0);  // device nodes are 0666
   for (const MountPlan& m : plan.mounts) do_mount(c, plan, m, root_fd);
   create_devices(c, root_fd);
-  if (proc.terminal) {
+  if (proc.terminal && plan.proc.stdio.console >= 0) {
     struct stat by_fd, by_path;
     c.check(::fstat(plan.proc.stdio.console, &by_fd), "stat the console");
     c.check(::stat(plan.console_path.c_str(), &by_path), "stat the console", plan.console_path);
@@ -879,12 +879,41 @@ void loopback_up(const Child& c) {
 
 // fds 0-2 from the plan. Sources are first copied above 2 so that any order
 // of numbers (the caller's out being our 0, say) survives the dup2s.
+// Makes a pty from the container's /dev/ptmx, sends its master over
+// `sock` and returns the slave.
+int make_console(const Child& c, int sock) {
+  int master = ::open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+  c.check(master, "open", "/dev/ptmx");
+  int unlock = 0;
+  c.check(::ioctl(master, TIOCSPTLCK, &unlock), "unlock the pty");
+  int slave = ::ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
+  c.check(slave, "open the pty slave");
+  char byte = 0;
+  struct iovec iov = {&byte, 1};
+  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  struct msghdr msg = {};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  struct cmsghdr* cm = CMSG_FIRSTHDR(&msg);
+  cm->cmsg_level = SOL_SOCKET;
+  cm->cmsg_type = SCM_RIGHTS;
+  cm->cmsg_len = CMSG_LEN(sizeof(int));
+  std::memcpy(CMSG_DATA(cm), &master, sizeof(int));
+  c.check(::sendmsg(sock, &msg, MSG_NOSIGNAL), "send the console");
+  ::close(master);
+  ::close(sock);
+  return slave;
+}
+
 void setup_stdio(const Child& c, const ProcessPlan& p, int devnull) {
   int src[3];
   if (p.process.terminal) {
+    int console = p.stdio.console >= 0 ? p.stdio.console : make_console(c, p.stdio.console_socket);
     c.check(::setsid(), "setsid");
-    c.check(::ioctl(p.stdio.console, TIOCSCTTY, 0), "set the controlling terminal");
-    src[0] = src[1] = src[2] = p.stdio.console;
+    c.check(::ioctl(console, TIOCSCTTY, 0), "set the controlling terminal");
+    src[0] = src[1] = src[2] = console;
   } else {
     src[0] = p.stdio.in >= 0 ? p.stdio.in : devnull;
     src[1] = p.stdio.out >= 0 ? p.stdio.out : devnull;

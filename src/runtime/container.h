@@ -20,6 +20,11 @@ namespace isola {
 struct StdioFds {
   int in = -1, out = -1, err = -1;
   int console = -1;
+  // With a terminal and no `console`: the process makes its pty inside the
+  // container (its own /dev/ptmx, so `tty` names /dev/pts/N there) and sends
+  // the master over this Unix socket with SCM_RIGHTS, as runc's
+  // --console-socket does.
+  int console_socket = -1;
 };
 
 struct SpawnOptions {

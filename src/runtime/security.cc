@@ -471,7 +471,8 @@ Result<Capabilities> adjust_capabilities(Capabilities caps, const std::vector<st
     else if (int c = cap_number(n); c >= 0) drop_mask |= uint64_t{1} << c;
     else return fail(make_error("--cap-drop", n, "unknown capability"));
   }
-  const uint64_t every = (uint64_t{2} << last_cap()) - 1;  // last_cap() <= 40
+  // "ALL" is everything this process can still grant (see all_capabilities).
+  const uint64_t every = ((uint64_t{2} << last_cap()) - 1) & own_bounding_set();  // last_cap() <= 40
   auto adjust = [&](std::vector<std::string>& set, bool grows) -> Result<void> {
     uint64_t mask = TRY(cap_mask(set, "given"));
     if (add_all && grows) mask = every & ~drop_mask;

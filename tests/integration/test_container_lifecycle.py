@@ -551,3 +551,27 @@ def test_container_ls_alias(box):
     assert res.returncode == 0, describe(res)
     assert res.stdout.split() == [cid[:12]]
     box.rm_f(cid)
+
+
+# -- attach
+
+
+def test_attach_follows_output_and_returns_the_exit_code(box):
+    cid = box.run_d(IMAGE, "sh", "-c", "sleep 1; echo late; echo err >&2; exit 3")
+    res = box("attach", "--no-stdin", cid)
+    assert res.returncode == 3, describe(res)
+    assert res.stdout == "late\n"
+    assert res.stderr == "err\n"
+
+
+def test_attach_with_stdin(box):
+    cid = box.run_d("-i", IMAGE, "sh", "-c", "read line; echo got:$line")
+    res = box("attach", cid, input="hello\n")
+    assert res.returncode == 0, describe(res)
+    assert res.stdout == "got:hello\n"
+
+
+def test_attach_to_a_stopped_container_fails(box):
+    box.run("--name", "s", IMAGE, "true")
+    res = box("attach", "s")
+    assert res.returncode != 0, describe(res)

@@ -114,3 +114,20 @@ def test_detached_tty_container_logs(box):
     cid = box.run_d("-t", IMAGE, "sh", "-c", "test -t 1 && echo tty-logged")
     assert box.ok("wait", cid).strip() == "0"
     assert box("logs", cid).stdout.replace("\r\n", "\n") == "tty-logged\n"
+
+
+def test_detach_with_ctrl_p_ctrl_q_and_attach_again(box, pty_session):
+    s = pty_session(box.cmd("run", "-it", "--name", "det", IMAGE, "sh"))
+    s.expect(PROMPT)
+    s.send("echo before-$((1+1))\n")
+    s.expect(r"before-2")
+    s.send("\x10\x11")
+    code = s.wait()
+    assert code == 0, s.text()
+    assert box.state("det")["Status"] == "running", "Ctrl-P Ctrl-Q stopped the container"
+    a = pty_session(box.cmd("attach", "det"))
+    a.send("echo after-$((2+2))\n")
+    a.expect(r"after-4")
+    a.send("exit 5\n")
+    assert a.wait() == 5, a.text()
+    assert box.state("det")["ExitCode"] == 5
