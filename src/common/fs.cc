@@ -106,6 +106,13 @@ Result<void> write_file_atomic(const std::string& path, std::string_view data, m
   return written;
 }
 
+Result<void> write_file_in_place(const std::string& path, std::string_view data) {
+  UniqueFd fd = TRY(open_path(path, O_WRONLY));
+  ssize_t n = ::write(fd.get(), data.data(), data.size());
+  if (n != static_cast<ssize_t>(data.size())) return fail(sys_error("write", path));
+  return {};
+}
+
 Result<void> mkdir_p(const std::string& path, mode_t mode) {
   if (path.empty()) return {};
   std::string cur;

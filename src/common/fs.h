@@ -36,6 +36,9 @@ Result<std::string> read_fd(int fd, const std::string& what, size_t max_size = 6
 // over `path`, so readers see the old or the new content, never a mix.
 Result<void> write_file_atomic(const std::string& path, std::string_view data, mode_t mode = 0644);
 
+// Writes `data` to an existing file in one write (for /proc and /sys files).
+Result<void> write_file_in_place(const std::string& path, std::string_view data);
+
 Result<void> mkdir_p(const std::string& path, mode_t mode = 0755);
 
 // Removes a tree without following symlinks and without crossing into other

@@ -8,6 +8,7 @@
 #include <cstdio>
 
 #include "image/digest.h"
+#include "image/rootfs.h"
 
 namespace isola {
 
@@ -51,6 +52,7 @@ Json ContainerRecord::to_json() const {
           {"interactive", interactive},
           {"auto_remove", auto_remove},
           {"stop_signal", stop_signal},
+          {"userns_base", userns_base},
           {"labels", labels},
           {"options", options}};
 }
@@ -72,6 +74,7 @@ Result<ContainerRecord> ContainerRecord::from_json(const Json& j) {
   r.interactive = j.value("interactive", false);
   r.auto_remove = j.value("auto_remove", false);
   r.stop_signal = json_string_or(j, "stop_signal", "SIGTERM");
+  r.userns_base = j.value("userns_base", uint32_t{0});
   if (auto it = j.find("labels"); it != j.end() && it->is_object())
     for (auto& [k, v] : it->items())
       if (v.is_string()) r.labels[k] = v.get<std::string>();
@@ -143,7 +146,7 @@ std::string format_time_ns(int64_t ns) {
 }
 
 Result<ContainerStore> ContainerStore::open(const std::string& root) {
-  TRYV(mkdir_p(path_join(root, "containers"), 0700));
+  TRYV(mkdir_p(path_join(root, "containers"), 0711));
   return ContainerStore(root);
 }
 
@@ -159,7 +162,7 @@ Result<FileLock> ContainerStore::lock(const std::string& id) const {
   return FileLock::acquire(path_join(dir(id), "lock"), FileLock::Mode::exclusive);
 }
 
-Result<ContainerRecord> ContainerStore::create(ContainerRecord record) {
+Result<ContainerRecord> ContainerStore::create(ContainerRecord record, bool allocate_userns) {
   if (!record.name.empty() && !valid_name(record.name))
     return fail(make_error("create container", record.name,
                            "invalid name: use letters, digits, '_', '.' and '-', starting with a letter or digit"));
@@ -175,6 +178,17 @@ Result<ContainerRecord> ContainerStore::create(ContainerRecord record) {
     return fail(make_error("create container", record.name,
                            "the name is already in use; remove that container or choose another name"));
   }
+  if (allocate_userns) {
+    std::vector<uint32_t> used;
+    for (const ContainerRecord& r : existing) used.push_back(r.userns_base);
+    record.userns_base = 0;
+    for (uint32_t k = 0; k < 4000 && record.userns_base == 0; ++k) {
+      uint32_t base = kUsernsFirstBase + k * kUsernsSize;
+      if (std::find(used.begin(), used.end(), base) == used.end()) record.userns_base = base;
+    }
+    if (record.userns_base == 0)
+      return fail(make_error("create container", record.name, "no free host id range for --userns=auto"));
+  }
   record.id = random_hex(64);
   record.created_ns = now_ns();
   std::string d = dir(record.id);
@@ -182,6 +196,9 @@ Result<ContainerRecord> ContainerStore::create(ContainerRecord record) {
   TRYV(mkdir_p(staging, 0700));
   auto written = write_file_atomic(path_join(staging, "container.json"), record.to_json().dump(2) + "\n", 0600);
   if (written) written = write_file_atomic(path_join(staging, "state.json"), ContainerState{}.to_json().dump() + "\n", 0600);
+  // A container in a user namespace must reach its rootfs as its mapped root.
+  if (written && record.userns_base != 0 && ::chown(staging.c_str(), record.userns_base, record.userns_base) != 0)
+    written = fail(sys_error("chown", staging));
   if (written && ::rename(staging.c_str(), d.c_str()) != 0) written = fail(sys_error("rename", d));
   if (!written) {
     (void)remove_tree(staging);
@@ -246,6 +263,8 @@ Result<void> ContainerStore::remove(const std::string& id) {
   (void)remove_tree(run_dir(id));
   return {};
 }
+
+Result<void> ContainerStore::unmount_rootfs(const std::string& id) const { return unmount_path(rootfs_dir(id)); }
 
 ContainerState ContainerStore::recorded_state(const std::string& id) const {
   auto text = read_file(path_join(dir(id), "state.json"), 1u << 20);

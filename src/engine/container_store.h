@@ -29,6 +29,8 @@ struct ContainerRecord {
   Isolation isolation = Isolation::process;
   bool tty = false, interactive = false, auto_remove = false;
   std::string stop_signal = "SIGTERM";
+  // With --userns=auto: container ids 0..65535 are host ids base..base+65535.
+  uint32_t userns_base = 0;
   std::map<std::string, std::string> labels;
   Json options;  // the RunOptions, for restart and inspect
 
@@ -59,6 +61,10 @@ bool process_matches(pid_t pid, uint64_t start);
 int64_t now_ns();
 std::string format_time_ns(int64_t ns);
 
+// Host id ranges for --userns=auto: 65536 ids each, from 2^20 up.
+inline constexpr uint32_t kUsernsFirstBase = 1u << 20;
+inline constexpr uint32_t kUsernsSize = 65536;
+
 class ContainerStore {
  public:
   static Result<ContainerStore> open(const std::string& root);
@@ -69,14 +75,19 @@ class ContainerStore {
   std::string upper_dir(const std::string& id) const { return path_join(dir(id), "upper"); }
   std::string work_dir(const std::string& id) const { return path_join(dir(id), "work"); }
   std::string etc_dir(const std::string& id) const { return path_join(dir(id), "etc"); }
+  // With a user namespace: the image's layers, copied with shifted owners.
+  std::string shifted_dir(const std::string& id) const { return path_join(dir(id), "lower"); }
   std::string log_path(const std::string& id) const { return path_join(dir(id), "container.log"); }
   std::string spec_path(const std::string& id) const { return path_join(dir(id), "config.json"); }
   static std::string run_dir(const std::string& id);
   static std::string socket_path(const std::string& id);
 
-  // Allocates an ID (and a name if none is given), creates the directory and
-  // writes the record. Fails if the name is taken.
-  Result<ContainerRecord> create(ContainerRecord record);
+  // Allocates an ID (and a name if none is given, and a host id range if
+  // `allocate_userns`), creates the directory and writes the record. Fails
+  // if the name is taken.
+  Result<ContainerRecord> create(ContainerRecord record, bool allocate_userns = false);
+  // Unmounts the container's rootfs.
+  Result<void> unmount_rootfs(const std::string& id) const;
   Result<std::vector<ContainerRecord>> list() const;
   // A full ID, a unique ID prefix, or a name.
   Result<ContainerRecord> resolve(const std::string& ref) const;

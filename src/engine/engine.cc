@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <sys/pidfd.h>
 #include <poll.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -12,6 +13,7 @@
 #include "common/log.h"
 #include "engine/spec_builder.h"
 #include "image/rootfs.h"
+#include "image/shift.h"
 #include "monitor/monitor.h"
 #include "runtime/cgroup.h"
 
@@ -54,6 +56,24 @@ Result<std::string> find_init() {
                                                            "../libexec/isola; reinstall isola"));
 }
 
+// A container in a user namespace sets itself up as an unprivileged host
+// id, which must be able to walk down to its own directory.
+Result<void> check_searchable(const std::string& dir) {
+  std::string path;
+  for (size_t pos = 0; pos != std::string::npos;) {
+    size_t next = dir.find('/', pos + 1);
+    path = dir.substr(0, next);
+    pos = next;
+    struct stat st;
+    if (::stat(path.empty() ? "/" : path.c_str(), &st) != 0) return fail(sys_error("stat", path));
+    if (!(st.st_mode & S_IXOTH))
+      return fail(make_error("--userns=auto", path,
+                             "the store must lie below directories other users may search (chmod o+x), "
+                             "as /var/lib/isola does"));
+  }
+  return {};
+}
+
 }  // namespace
 
 Result<int> parse_signal(const std::string& text) {
@@ -85,7 +105,7 @@ Json run_options_to_json(const RunOptions& o) {
             {"Privileged", o.privileged}, {"CapAdd", o.cap_add},     {"CapDrop", o.cap_drop},
             {"NoNewPrivileges", o.no_new_privileges}, {"Seccomp", o.seccomp}, {"NetworkMode", o.network},
             {"Init", o.init},          {"Tty", o.tty},               {"OpenStdin", o.interactive},
-            {"AutoRemove", o.auto_remove}, {"Labels", o.labels}};
+            {"AutoRemove", o.auto_remove}, {"Labels", o.labels}, {"UsernsMode", o.userns}};
   if (o.entrypoint) j["Entrypoint"] = *o.entrypoint;
   if (o.memory) j["Memory"] = *o.memory;
   if (o.cpus) j["NanoCpus"] = static_cast<int64_t>(*o.cpus * 1e9);
@@ -104,12 +124,32 @@ Result<void> Engine::mount_rootfs(const ContainerRecord& rec) {
   if (is_mount_point(target)) return {};
   ImageRecord image = TRY(images_.resolve(rec.image_id));
   OverlaySpec spec;
-  for (auto it = image.layers.rbegin(); it != image.layers.rend(); ++it)
-    spec.lowers_top_first.push_back(images_.layer_dir(*it));
-  spec.lowers_top_first.push_back(images_.empty_dir());
   spec.upper = containers_.upper_dir(rec.id);
   spec.work = containers_.work_dir(rec.id);
   for (const std::string& d : {spec.upper, spec.work, target}) TRYV(mkdir_p(d, 0755));
+  for (auto it = image.layers.rbegin(); it != image.layers.rend(); ++it)
+    spec.lowers_top_first.push_back(images_.layer_dir(*it));
+  spec.lowers_top_first.push_back(images_.empty_dir());
+  if (rec.userns_base != 0) {
+    // In a user namespace the container's root is an unprivileged host id:
+    // it gets its own copy of the layers, owned by its ids, and an upper
+    // directory it owns. (Idmapped mounts would avoid the copy, but need
+    // filesystem support many hosts lack.)
+    std::string shifted = containers_.shifted_dir(rec.id);
+    TRYV(mkdir_p(shifted, 0700));
+    for (size_t i = 0; i < image.layers.size(); ++i) {
+      std::string dest = path_join(shifted, std::to_string(i));
+      if (!is_directory(dest)) {
+        std::string tmp = dest + ".tmp";
+        TRYV(remove_tree(tmp));
+        TRYV(copy_shifted(images_.layer_dir(image.layers[i]), tmp, rec.userns_base));
+        if (::rename(tmp.c_str(), dest.c_str()) != 0) return fail(sys_error("rename", dest));
+      }
+      spec.lowers_top_first[image.layers.size() - 1 - i] = dest;
+    }
+    for (const std::string& d : {spec.upper, spec.work})
+      if (::chown(d.c_str(), rec.userns_base, rec.userns_base) != 0) return fail(sys_error("chown", d));
+  }
   return mount_overlay(spec, target);
 }
 
@@ -134,7 +174,10 @@ Result<ContainerRecord> Engine::create(const RunOptions& opts) {
   rec.stop_signal = json_string_or(cfg, "StopSignal", "SIGTERM");
   rec.labels = opts.labels;
   rec.options = run_options_to_json(opts);
-  rec = TRY(containers_.create(rec));
+  if (opts.userns != "" && opts.userns != "host" && opts.userns != "auto")
+    return fail(make_error("create container", opts.userns, "unknown --userns; use 'auto' or 'host'"));
+  if (opts.userns == "auto") TRYV(check_searchable(path_join(containers_.root(), "containers")));
+  rec = TRY(containers_.create(rec, opts.userns == "auto"));
 
   auto built = [&]() -> Result<void> {
     TRYV(mount_rootfs(rec));
@@ -144,6 +187,7 @@ Result<ContainerRecord> Engine::create(const RunOptions& opts) {
     in.etc_dir = containers_.etc_dir(rec.id);
     in.image_config = cfg;
     if (opts.init) in.init_path = TRY(find_init());
+    in.userns_base = rec.userns_base;
     RuntimeSpec spec = TRY(build_spec(opts, in));
     TRYV(write_etc_files(in.etc_dir, spec.hostname, opts.network == "host"));
     rec.command = spec.process.args;
@@ -152,7 +196,7 @@ Result<ContainerRecord> Engine::create(const RunOptions& opts) {
                              0600);
   }();
   if (!built) {
-    (void)unmount_path(containers_.rootfs_dir(rec.id));
+    (void)containers_.unmount_rootfs(rec.id);
     (void)containers_.remove(rec.id);
     return fail(built.error());
   }
@@ -245,8 +289,7 @@ Result<void> Engine::cleanup(const ContainerRecord& rec) {
     (void)cg->kill_all(SIGKILL);
     TRYV(cg->destroy());
   }
-  TRYV(unmount_path(containers_.rootfs_dir(rec.id)));
-  return {};
+  return containers_.unmount_rootfs(rec.id);
 }
 
 Result<void> Engine::remove(const ContainerRecord& rec, bool force) {

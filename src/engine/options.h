@@ -39,6 +39,7 @@ struct RunOptions {
   bool no_new_privileges = false;
   std::string seccomp;                   // "", "unconfined" or a profile file
   std::string network = "none";          // none | host
+  std::string userns;                    // "" or "host": none; "auto": a private id range
   std::map<std::string, std::string> labels;
   bool init = false;
   Isolation isolation = Isolation::process;

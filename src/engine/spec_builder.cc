@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "common/fs.h"
+#include "engine/container_store.h"
 #include "runtime/security.h"
 
 namespace isola {
@@ -296,6 +297,11 @@ Result<RuntimeSpec> build_spec(const RunOptions& opts, const SpecInputs& in) {
     spec.mounts.push_back(mount("/dev/init", "bind", in.init_path, {"bind", "ro"}));
 
   for (const char* ns : {"pid", "ipc", "uts", "mount", "cgroup"}) spec.linux.namespaces.push_back({ns, ""});
+  if (in.userns_base != 0) {
+    spec.linux.namespaces.push_back({"user", ""});
+    spec.linux.uid_mappings.push_back({0, in.userns_base, kUsernsSize});
+    spec.linux.gid_mappings.push_back({0, in.userns_base, kUsernsSize});
+  }
   if (!host_net) spec.linux.namespaces.push_back({"network", ""});
   spec.linux.cgroups_path = "isola/" + in.id;
   if (opts.memory) {

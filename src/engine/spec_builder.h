@@ -18,6 +18,7 @@ struct SpecInputs {
   std::string etc_dir;       // holds hostname, hosts, resolv.conf to bind in
   std::string init_path;     // static init for --init ("" when unavailable)
   Json image_config;         // the image config's "config" object
+  uint32_t userns_base = 0;  // host id of the container's root; 0: no user namespace
 };
 
 // Resolves "user[:group]" against the rootfs's /etc/passwd and /etc/group.

@@ -3,6 +3,7 @@
 // process and VM isolation.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 

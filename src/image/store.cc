@@ -108,12 +108,17 @@ Result<ImageStore> ImageStore::open(const std::string& root_arg) {
   while (root.size() > 1 && root.back() == '/') root.pop_back();
   if (root.find_first_of(",:\\") != std::string::npos)
     return fail(make_error("open store", root, "the root path must not contain ',', ':' or '\\'"));
-  // 0700: layers hold setuid files and device-less copies of images that
-  // unprivileged host users must not reach.
-  TRYV(mkdir_p(root, 0700));
-  if (::chmod(root.c_str(), 0700) != 0) return fail(sys_error("chmod", root));
-  for (const char* sub : {"blobs/sha256", "layers", "mounts", "tmp", "empty", "containers"})
+  // Layers hold setuid files that unprivileged host users must not reach:
+  // everything holding image files is 0700. The root and containers/ are
+  // 0711 (traverse, not list) so that a container in a user namespace can
+  // reach its own directory, which its mapped root owns (0700) — as
+  // docker's userns-remap does.
+  TRYV(mkdir_p(root, 0711));
+  if (::chmod(root.c_str(), 0711) != 0) return fail(sys_error("chmod", root));
+  for (const char* sub : {"blobs/sha256", "layers", "mounts", "tmp", "empty"})
     TRYV(mkdir_p(path_join(root, sub), 0700));
+  TRYV(mkdir_p(path_join(root, "containers"), 0711));
+  if (::chmod(path_join(root, "containers").c_str(), 0711) != 0) return fail(sys_error("chmod", "containers"));
   return ImageStore(root);
 }
 

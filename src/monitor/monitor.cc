@@ -366,7 +366,7 @@ void Monitor::teardown() {
   if (auto cg = Cgroup::open(spec_.linux.cgroups_path); cg) {
     if (auto r = cg->destroy(); !r) log_debug("cgroup: {}", r.error().message());
   }
-  if (auto r = unmount_path(store_.rootfs_dir(rec_.id)); !r) log_debug("rootfs: {}", r.error().message());
+  if (auto r = store_.unmount_rootfs(rec_.id); !r) log_debug("rootfs: {}", r.error().message());
   ::unlink(ContainerStore::socket_path(rec_.id).c_str());
   if (rec_.auto_remove) {
     (void)store_.remove(rec_.id);

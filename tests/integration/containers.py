@@ -1,11 +1,14 @@
-"""Fixtures and helpers for the container tests (test_container_*, test_run_*).
+"""Fixtures and helpers for the container tests (test_container_*.py; the
+module names carry "container" so that `pytest -k container` selects them).
 
 Every test gets its own store (conftest's `isola` fixture: `--root
 <tmp_path>/store`) with the busybox image loaded. The `box` fixture wraps it:
 it runs containers the way a user does and, at teardown, removes whatever the
-test left with `rm -f` and checks that nothing leaked on the host: no mount
-under the store's containers directory, no cgroup directory, no runtime
-directory, no process.
+test left with `rm -f` and checks that nothing leaked on the host: no
+container directory, no mount under the store's containers directory, no
+cgroup directory in any hierarchy (a v1 cgroup with a process in it cannot
+be removed, so this also catches stray processes), no /run/isola/<id>.
+What leaked is then cleaned by hand so that later tests start clean.
 
 Use from a test module:
 
@@ -274,6 +277,7 @@ class Box:
         mounts = self.mounts_under(self.containers_dir())
         for cid, _ in problems:
             force_clean_cgroups(cid)
+            subprocess.run(["rm", "-rf", str(RUN_DIR / cid)], capture_output=True, timeout=TIMEOUT)
         for m in sorted(mounts, key=len, reverse=True):
             subprocess.run(["umount", "-l", m], capture_output=True, timeout=TIMEOUT)
         msgs = [f"{cid[:12]}: {left}" for cid, left in problems]

@@ -13,7 +13,14 @@ from containers import (HEX64, IMAGE, TIMEOUT, box, cgroup_dirs, cgroup_file, co
 
 # A shell that ends on SIGTERM with a code of its own (a PID-1 shell
 # without a trap ignores TERM).
-TRAP_TERM = 'trap "echo got TERM; exit 7" TERM; while :; do sleep 0.1; done'
+# /dev/shm/ready says the trap is in place (wait_ready).
+TRAP_TERM = 'trap "echo got TERM; exit 7" TERM; touch /dev/shm/ready; while :; do sleep 0.1; done'
+
+
+def wait_ready(box, cid):
+    """Waits for the container's shell to have set its traps (it touches
+    /dev/shm/ready): a PID 1 ignores signals it has no handler for."""
+    wait_for(lambda: box.exec(cid, "test", "-f", "/dev/shm/ready").returncode == 0, what="the traps")
 
 PS_COLUMNS = ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "NAMES", "ISOLATION"]
 
@@ -321,7 +328,7 @@ def test_stop_with_timeout_kills_a_pid1_that_ignores_term(box):
 
 def test_stop_sends_term_first(box):
     cid = box.run_d(IMAGE, "sh", "-c", TRAP_TERM)
-    time.sleep(0.3)
+    wait_ready(box, cid)
     res = box("stop", "-t", "20", cid, timeout=60)
     assert res.returncode == 0, describe(res)
     st = box.state(cid)
@@ -331,11 +338,12 @@ def test_stop_sends_term_first(box):
 
 def test_stop_uses_the_images_stop_signal(box, busybox_layout, tmp_path):
     load_derived_image(box, busybox_layout, tmp_path, "stopsig:1", {
-        "Cmd": ["sh", "-c", 'trap "exit 11" USR1; trap "exit 15" TERM; while :; do sleep 0.1; done'],
+        "Cmd": ["sh", "-c", 'trap "exit 11" USR1; trap "exit 15" TERM; touch /dev/shm/ready; '
+                'while :; do sleep 0.1; done'],
         "StopSignal": "SIGUSR1",
     })
     cid = box.run_d("stopsig:1")
-    time.sleep(0.3)
+    wait_ready(box, cid)
     box.ok("stop", "-t", "20", cid, timeout=60)
     assert box.state(cid)["ExitCode"] == 11
 
@@ -362,15 +370,16 @@ def test_init_reaps_and_forwards_term(box):
 
 
 def test_kill_with_signals(box):
-    cid = box.run_d(IMAGE, "sh", "-c", 'trap "exit 9" USR1; while :; do sleep 0.1; done')
-    time.sleep(0.3)
+    script = 'trap "exit 9" USR1; touch /dev/shm/ready; while :; do sleep 0.1; done'
+    cid = box.run_d(IMAGE, "sh", "-c", script)
+    wait_ready(box, cid)
     res = box("kill", "-s", "USR1", cid)
     assert res.returncode == 0, describe(res)
     assert res.stdout.strip() == cid
     assert box.ok("wait", cid).strip() == "9"
     for sig in ("SIGUSR1", "10"):
         box.ok("start", cid)
-        time.sleep(0.3)
+        wait_ready(box, cid)
         box.ok("kill", "--signal", sig, cid)
         assert box.ok("wait", cid).strip() == "9"
     box.ok("start", cid)
