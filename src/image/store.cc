@@ -398,8 +398,18 @@ Result<RemoveReport> ImageStore::remove(const std::string& ref, bool force) {
                            "it is tagged in several repositories (" + list + "); remove it by name or use -f"));
   }
   auto users = TRY(images_in_use());
-  if (std::find(users.begin(), users.end(), image.id) != users.end())
-    return fail(make_error("remove image", ref, "it is in use by a container; remove the container first"));
+  if (std::find(users.begin(), users.end(), image.id) != users.end()) {
+    if (!force)
+      return fail(make_error("remove image", ref,
+                             "it is in use by a container; remove the container first or use -f"));
+    // As docker: -f takes the names away but the containers keep the image.
+    for (const std::string& t : image.tags) {
+      index.tags.erase(t);
+      report.untagged.push_back(t);
+    }
+    TRYV(write_index(index));
+    return report;
+  }
   if (is_mounted(image.id)) {
     if (!force)
       return fail(make_error("remove image", ref,
