@@ -27,5 +27,6 @@ int report(const Error& error);
 void add_image_commands(CLI::App& app, Globals& globals);
 void add_run_commands(CLI::App& app, Globals& globals);
 void add_container_commands(CLI::App& app, Globals& globals);
+void add_info_command(CLI::App& app, Globals& globals);
 
 }  // namespace isola::cli

@@ -13,6 +13,7 @@
 #include "cli/commands.h"
 #include "cli/table.h"
 #include "engine/engine.h"
+#include "monitor/client.h"
 #include "runtime/cgroup.h"
 
 namespace isola::cli {
@@ -145,6 +146,12 @@ Json container_json(Engine& engine, const ContainerRecord& r) {
             {"FinishedAt", format_time_ns(st.finished_ns)}}},
           {"Image", "sha256:" + r.image_id},
           {"Isolation", isolation_text(r.isolation)},
+          {"VM", r.isolation != Isolation::vm ? Json(nullptr)
+                                              : Json{{"WorkerPid", (st.status == "running") ? st.pid : 0},
+                                                     {"WorkerName", "isola-vm-" + r.id.substr(0, 6)},
+                                                     {"Accelerator", st.accelerator},
+                                                     {"GuestKernel", st.guest_kernel},
+                                                     {"BootMs", st.boot_ms}}},
           {"LogPath", cs.log_path(r.id)},
           {"Config", config},
           {"HostConfig", r.options},
@@ -232,12 +239,34 @@ int cmd_logs(const Globals& g, const std::string& ref, bool follow, int tail, bo
   return 0;
 }
 
+// A VM's processes are the guest's: the agent lists them (guest PIDs).
+int top_in_vm(Engine& engine, const ContainerRecord& rec) {
+  ContainerState st = engine.containers().state(rec.id);
+  if (st.status != "running") return report(make_error("top", rec.name, "the container is not running"));
+  auto reply = monitor_call(ContainerStore::socket_path(rec.id), {{"op", "ps"}});
+  if (!reply) return report(reply.error());
+  std::vector<std::string> titles;
+  for (const Json& t : reply->value("titles", Json::array()))
+    if (t.is_string()) titles.push_back(t.get<std::string>());
+  if (titles.empty()) return report(make_error("top", rec.name, json_string_or(*reply, "error", "no answer from the guest")));
+  Table table(titles);
+  for (const Json& row : reply->value("processes", Json::array())) {
+    std::vector<std::string> cells;
+    if (!row.is_array()) continue;
+    for (const Json& cell : row) cells.push_back(cell.is_string() ? cell.get<std::string>() : cell.dump());
+    table.add(cells);
+  }
+  std::cout << table.render();
+  return 0;
+}
+
 int cmd_top(const Globals& g, const std::string& ref, const std::vector<std::string>& ps_args) {
   if (ref.empty()) return report(make_error("top", "", "usage: isola top CONTAINER [ps OPTIONS]"));
   auto engine = Engine::open(g.root);
   if (!engine) return report(engine.error());
   auto rec = engine->containers().resolve(ref);
   if (!rec) return report(rec.error());
+  if (rec->isolation == Isolation::vm) return top_in_vm(*engine, *rec);
   auto pids = engine->pids(*rec);
   if (!pids) return report(pids.error());
   std::set<pid_t> wanted(pids->begin(), pids->end());

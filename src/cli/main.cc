@@ -33,6 +33,7 @@ int main(int argc, char** argv) {
   add_image_commands(app, globals);
   add_run_commands(app, globals);
   add_container_commands(app, globals);
+  add_info_command(app, globals);
   app.add_subcommand("version", "Show the isola version")->callback([&] {
     globals.action = [] {
       std::cout << "isola version " << ISOLA_VERSION << "\n";

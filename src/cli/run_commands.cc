@@ -271,6 +271,41 @@ Result<UniqueFd> receive_fd(int sock) {
   return UniqueFd(fd);
 }
 
+// exec in a VM: the guest agent runs the process; the monitor relays it.
+int exec_in_vm(Engine& engine, const ContainerRecord& rec, const RuntimeSpec& spec, const ExecArgs& a) {
+  if (!a.user.empty() && a.user.find_first_not_of("0123456789:") != std::string::npos)
+    return report(make_error("exec", a.user, "with VM isolation give -u as numbers (uid[:gid])"));
+  Json process = spec.to_json()["process"];
+  process["args"] = Json(std::vector<std::string>(a.positional.begin() + 1, a.positional.end()));
+  process["terminal"] = a.tty;
+  if (!a.workdir.empty()) process["cwd"] = a.workdir;
+  std::vector<std::string> env = spec.process.env;
+  for (const std::string& kv : a.env) {
+    std::string key = kv.substr(0, kv.find('='));
+    std::erase_if(env, [&](const std::string& e) { return e.substr(0, e.find('=')) == key; });
+    env.push_back(kv);
+  }
+  process["env"] = env;
+  if (!a.user.empty()) {
+    unsigned long uid = std::stoul(a.user.substr(0, a.user.find(':')));
+    unsigned long gid = a.user.find(':') == std::string::npos ? uid : std::stoul(a.user.substr(a.user.find(':') + 1));
+    process["user"] = {{"uid", uid}, {"gid", gid}};
+  }
+  AttachOptions opts;
+  opts.op = "exec";
+  opts.stdin = a.interactive && !a.detach;
+  opts.tty = a.tty && !a.detach;
+  opts.extra = {{"process", process}};
+  (void)engine;
+  auto code = attach_session(ContainerStore::socket_path(rec.id), opts);
+  if (!code) {
+    int exit_code = code.error().exit_code ? code.error().exit_code : kExitEngine;
+    report(code.error());
+    return exit_code;
+  }
+  return *code == kDetached ? 0 : *code;
+}
+
 int cmd_exec(const Globals& g, ExecArgs& a) {
   if (a.positional.size() < 2) return report(make_error("exec", "", "usage: isola exec CONTAINER COMMAND [ARG...]"));
   auto engine = Engine::open(g.root);
@@ -285,6 +320,7 @@ int cmd_exec(const Globals& g, ExecArgs& a) {
   if (!j) return report(j.error());
   auto spec = RuntimeSpec::from_json(*j);
   if (!spec) return report(spec.error());
+  if (rec->isolation == Isolation::vm) return exec_in_vm(*engine, *rec, *spec, a);
 
   ProcessSpec proc = spec->process;
   proc.args.assign(a.positional.begin() + 1, a.positional.end());

@@ -83,7 +83,9 @@ Result<void> write_out(int fd, const std::string& data) {
 Result<int> attach_session(const std::string& socket_path, const AttachOptions& opts) {
   UniqueFd sock = TRY(connect_socket(socket_path));
   // The size rides on the request so the process starts with it.
-  Json request = {{"op", "attach"}, {"stdin", opts.stdin}};
+  Json request = opts.extra;
+  request["op"] = opts.op;
+  request["stdin"] = opts.stdin;
   winsize ws{};
   if (opts.tty && ::ioctl(STDIN_FILENO, TIOCGWINSZ, &ws) == 0) {
     request["rows"] = ws.ws_row;

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "common/error.h"
+#include "common/json.h"
 
 namespace isola::cli {
 
@@ -25,6 +26,10 @@ class RawTerminal {
 struct AttachOptions {
   bool stdin = false;  // forward our stdin
   bool tty = false;    // the container has a terminal: raw mode + resize
+  // The request that opens the session: {"op":"attach"} by default; an
+  // "exec" request for a process in a VM's guest.
+  std::string op = "attach";
+  Json extra = Json::object();
 };
 
 // What attach_session returns when the user detached (Ctrl-P Ctrl-Q).

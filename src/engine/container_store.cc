@@ -87,7 +87,8 @@ Json ContainerState::to_json() const {
           {"pid_start", pid_start},     {"monitor_pid", monitor_pid},
           {"monitor_start", monitor_start}, {"exit_code", exit_code},
           {"oom_killed", oom_killed},   {"started_ns", started_ns},
-          {"finished_ns", finished_ns}, {"error", error}};
+          {"finished_ns", finished_ns}, {"error", error},
+          {"accelerator", accelerator}, {"guest_kernel", guest_kernel}, {"boot_ms", boot_ms}};
 }
 
 ContainerState ContainerState::from_json(const Json& j) {
@@ -103,6 +104,9 @@ ContainerState ContainerState::from_json(const Json& j) {
   s.started_ns = j.value("started_ns", int64_t{0});
   s.finished_ns = j.value("finished_ns", int64_t{0});
   s.error = json_string_or(j, "error");
+  s.accelerator = json_string_or(j, "accelerator");
+  s.guest_kernel = json_string_or(j, "guest_kernel");
+  s.boot_ms = j.value("boot_ms", int64_t{0});
   return s;
 }
 

@@ -48,6 +48,9 @@ struct ContainerState {
   bool oom_killed = false;
   int64_t started_ns = 0, finished_ns = 0;
   std::string error;
+  // VM isolation: `pid` is the VM worker (QEMU); these describe the guest.
+  std::string accelerator, guest_kernel;
+  int64_t boot_ms = 0;  // QEMU start to the agent's hello
 
   Json to_json() const;
   static ContainerState from_json(const Json& j);
@@ -79,8 +82,11 @@ class ContainerStore {
   std::string shifted_dir(const std::string& id) const { return path_join(dir(id), "lower"); }
   std::string log_path(const std::string& id) const { return path_join(dir(id), "container.log"); }
   std::string spec_path(const std::string& id) const { return path_join(dir(id), "config.json"); }
+  std::string vm_path(const std::string& id) const { return path_join(dir(id), "vm.json"); }
+  std::string console_path(const std::string& id) const { return path_join(dir(id), "vm-console.log"); }
   static std::string run_dir(const std::string& id);
   static std::string socket_path(const std::string& id);
+  static std::string agent_socket_path(const std::string& id) { return run_dir(id) + "/agent.sock"; }
 
   // Allocates an ID (and a name if none is given, and a host id range if
   // `allocate_userns`), creates the directory and writes the record. Fails

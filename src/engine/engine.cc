@@ -14,8 +14,10 @@
 #include "engine/spec_builder.h"
 #include "image/rootfs.h"
 #include "image/shift.h"
+#include "monitor/client.h"
 #include "monitor/monitor.h"
 #include "runtime/cgroup.h"
+#include "vm/vm_spec.h"
 
 namespace isola {
 
@@ -154,9 +156,17 @@ Result<void> Engine::mount_rootfs(const ContainerRecord& rec) {
 }
 
 Result<ContainerRecord> Engine::create(const RunOptions& opts) {
-  if (opts.isolation == Isolation::vm)
-    return fail(make_error("create container", opts.image,
-                           "VM isolation is not available yet; use --isolation=process"));
+  if (opts.isolation == Isolation::vm) {
+    if (opts.network == "host")
+      return fail(make_error("create container", "--network host",
+                             "a VM has its own kernel and network; use --network none with --isolation=vm"));
+    if (opts.userns == "auto")
+      return fail(make_error("create container", "--userns=auto",
+                             "VM isolation already separates the container from the host kernel; drop --userns"));
+    if (opts.init) return fail(make_error("create container", "--init", "not supported with --isolation=vm yet"));
+    if (opts.volumes.size() > 8)
+      return fail(make_error("create container", "-v", "at most 8 volumes with --isolation=vm"));
+  }
   if (opts.network != "none" && opts.network != "host")
     return fail(make_error("create container", opts.network, "unsupported --network; use 'none' or 'host'"));
   ImageRecord image = TRY(images_.resolve(opts.image));
@@ -191,6 +201,11 @@ Result<ContainerRecord> Engine::create(const RunOptions& opts) {
     RuntimeSpec spec = TRY(build_spec(opts, in));
     TRYV(write_etc_files(in.etc_dir, spec.hostname, opts.network == "host"));
     rec.command = spec.process.args;
+    if (opts.isolation == Isolation::vm) {
+      // The guest runs the same spec, with its paths in the guest.
+      VmPlan vm = TRY(plan_vm(spec, in.etc_dir));
+      TRYV(write_file_atomic(containers_.vm_path(rec.id), vm.to_json().dump(2) + "\n", 0600));
+    }
     TRYV(write_file_atomic(containers_.spec_path(rec.id), spec.to_json().dump(2) + "\n", 0600));
     return write_file_atomic(path_join(containers_.dir(rec.id), "container.json"), rec.to_json().dump(2) + "\n",
                              0600);
@@ -229,6 +244,12 @@ Result<void> Engine::kill(const ContainerRecord& rec, int signal) {
   ContainerState st = containers_.state(rec.id);
   if (st.status != "running" && st.status != "paused")
     return fail(make_error("kill container", rec.name, "it is not running"));
+  if (rec.isolation == Isolation::vm) {
+    // The container's processes live in the guest: the agent signals them.
+    Json reply = TRY(monitor_call(ContainerStore::socket_path(rec.id), {{"op", "signal"}, {"signal", signal}}));
+    if (!reply.value("ok", false)) return fail(make_error("kill container", rec.name, "the guest agent did not answer"));
+    return {};
+  }
   if (::kill(st.pid, signal) != 0) return fail(sys_error("kill", rec.name));
   return {};
 }
@@ -237,6 +258,16 @@ Result<void> Engine::stop(const ContainerRecord& rec, int timeout) {
   ContainerState st = containers_.state(rec.id);
   if (st.status != "running" && st.status != "paused") return {};
   int sig = TRY(parse_signal(rec.stop_signal));
+  if (rec.isolation == Isolation::vm) {
+    // st.pid is the VM worker, which goes when the container's init exits.
+    (void)kill(rec, sig);
+    if (!wait_gone(st.pid, st.pid_start, timeout * 1000)) {
+      (void)kill(rec, SIGKILL);
+      if (!wait_gone(st.pid, st.pid_start, 10000)) ::kill(st.pid, SIGKILL);
+    }
+    TRY(wait(rec));
+    return {};
+  }
   if (st.status == "paused") (void)pause(rec, false);
   ::kill(st.pid, sig);
   if (!wait_gone(st.pid, st.pid_start, timeout * 1000)) {
@@ -266,6 +297,8 @@ Result<int> Engine::wait(const ContainerRecord& rec) {
 }
 
 Result<void> Engine::pause(const ContainerRecord& rec, bool paused) {
+  if (rec.isolation == Isolation::vm)
+    return fail(make_error(paused ? "pause" : "unpause", rec.name, "not supported with VM isolation yet"));
   FileLock guard = TRY(containers_.lock(rec.id));
   ContainerState st = containers_.state(rec.id);
   if (paused && st.status != "running") return fail(make_error("pause", rec.name, "it is not running"));
@@ -280,6 +313,8 @@ Result<std::vector<pid_t>> Engine::pids(const ContainerRecord& rec) {
   ContainerState st = containers_.state(rec.id);
   if (st.status != "running" && st.status != "paused")
     return fail(make_error("list processes", rec.name, "the container is not running"));
+  if (rec.isolation == Isolation::vm)
+    return fail(make_error("list processes", rec.name, "a VM's processes are not host processes; use isola top"));
   Cgroup cg = TRY(Cgroup::open("isola/" + rec.id));
   return cg.pids();
 }

@@ -23,36 +23,14 @@
 #include "engine/container_store.h"
 #include "image/rootfs.h"
 #include "monitor/protocol.h"
+#include "monitor/session.h"
+#include "monitor/vm_monitor.h"
 #include "runtime/cgroup.h"
 #include "runtime/container.h"
 
 namespace isola {
 
 namespace {
-
-Result<void> write_all(int fd, std::string_view data) {
-  while (!data.empty()) {
-    ssize_t n = ::write(fd, data.data(), data.size());
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return fail(sys_error("write", "pipe"));
-    }
-    data.remove_prefix(static_cast<size_t>(n));
-  }
-  return {};
-}
-
-void set_nonblock(int fd) { ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK); }
-
-Json error_json(const Error& e) { return {{"ok", false}, {"errno", e.err}, {"op", e.op}, {"message", e.message()}}; }
-
-struct Client {
-  UniqueFd fd;
-  FrameReader reader;
-  std::string out;  // pending bytes to send
-  bool attached = false;
-  bool closed = false;
-};
 
 // Everything the monitor holds for its one container.
 class Monitor {
@@ -73,7 +51,6 @@ class Monitor {
   void log_chunk(std::string_view data, const char* stream);
   void handle_client_input(Client& c);
   void handle_frame(Client& c, const Frame& f);
-  void flush_client(Client& c);
   void on_exit(int status);
   void drain_outputs();
   void teardown();
@@ -94,22 +71,6 @@ class Monitor {
   std::string start_error_;
   int start_error_code_ = 0;
 };
-
-Result<UniqueFd> listen_socket(const std::string& path) {
-  TRYV(mkdir_p(path.substr(0, path.rfind('/')), 0700));
-  ::unlink(path.c_str());
-  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  if (fd < 0) return fail(sys_error("socket", path));
-  UniqueFd sock(fd);
-  struct sockaddr_un addr {};
-  addr.sun_family = AF_UNIX;
-  if (path.size() >= sizeof addr.sun_path) return fail(make_error("bind", path, "path too long"));
-  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) return fail(sys_error("bind", path));
-  ::chmod(path.c_str(), 0600);
-  if (::listen(fd, 16) != 0) return fail(sys_error("listen", path));
-  return sock;
-}
 
 Result<void> Monitor::prepare() {
   listen_ = TRY(listen_socket(ContainerStore::socket_path(rec_.id)));
@@ -191,18 +152,7 @@ Result<void> Monitor::start_process() {
   return store_.write_state(rec_.id, state_);
 }
 
-void Monitor::log_chunk(std::string_view data, const char* stream) {
-  std::string out;
-  std::string time = format_time_ns(now_ns());
-  while (!data.empty()) {
-    size_t nl = data.find('\n');
-    size_t n = nl == std::string_view::npos ? data.size() : nl + 1;
-    Json line = {{"log", std::string(data.substr(0, n))}, {"stream", stream}, {"time", time}};
-    out += line.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n";
-    data.remove_prefix(n);
-  }
-  (void)write_all(log_.get(), out);
-}
+void Monitor::log_chunk(std::string_view data, const char* stream) { log_output(log_.get(), data, stream); }
 
 void Monitor::broadcast(FrameType type, std::string_view payload) {
   std::string frame = encode_frame(type, payload);
@@ -214,18 +164,6 @@ void Monitor::broadcast(FrameType type, std::string_view payload) {
     }
     c.out += frame;
     flush_client(c);
-  }
-}
-
-void Monitor::flush_client(Client& c) {
-  while (!c.out.empty() && !c.closed) {
-    ssize_t n = ::send(c.fd.get(), c.out.data(), c.out.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      if (errno != EAGAIN) c.closed = true;
-      return;
-    }
-    c.out.erase(0, static_cast<size_t>(n));
   }
 }
 
@@ -402,7 +340,7 @@ void Monitor::run() {
           if (pid == spawned_.pid) on_exit(status);
       } else if (p.fd == listen_.get()) {
         int fd = ::accept4(listen_.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
-        if (fd >= 0) clients_.push_back(Client{UniqueFd(fd), {}, {}, false, false});
+        if (fd >= 0) clients_.push_back(Client{UniqueFd(fd), {}, {}, false, false, 0});
       } else if (p.revents & POLLOUT) {
         ssize_t n = ::write(p.fd, stdin_pending_.data(), stdin_pending_.size());
         if (n > 0) stdin_pending_.erase(0, static_cast<size_t>(n));
@@ -455,6 +393,8 @@ void close_inherited_fds(int keep) {
   if (!text) fail_with(text.error());
   auto j = parse_json(*text, "config.json");
   if (!j) fail_with(j.error());
+  if (rec->isolation == Isolation::vm)
+    run_vm_monitor(std::move(*store), std::move(*rec), std::move(*j), req.wait_for_attach, report_fd);
   auto spec = RuntimeSpec::from_json(*j);
   if (!spec) fail_with(spec.error());
   Monitor monitor(std::move(*store), std::move(*rec), std::move(*spec), req.wait_for_attach);
@@ -492,7 +432,7 @@ Result<pid_t> launch_monitor(const MonitorRequest& req) {
   if (!j->value("ok", false)) {
     Error e = plain_error(json_string_or(*j, "message"));
     Error probe{j->value("errno", 0), json_string_or(*j, "op"), {}, {}};
-    e.exit_code = start_failure_exit_code(probe);
+    e.exit_code = j->value("exit_code", 0) ? j->value("exit_code", 0) : start_failure_exit_code(probe);
     return fail(e);
   }
   return static_cast<pid_t>(j->value("pid", 0));

@@ -17,7 +17,7 @@ std::string encode_frame(FrameType type, std::string_view payload) {
 Result<bool> FrameReader::next(Frame& out) {
   if (buf_.size() < 5) return false;
   uint8_t type = static_cast<uint8_t>(buf_[0]);
-  if (type < static_cast<uint8_t>(FrameType::request) || type > static_cast<uint8_t>(FrameType::started))
+  if (type < static_cast<uint8_t>(FrameType::request) || type > static_cast<uint8_t>(FrameType::reply))
     return fail(make_error("read frame", "", "unknown frame type " + std::to_string(type)));
   uint32_t n = 0;
   for (int i = 0; i < 4; ++i) n |= static_cast<uint32_t>(static_cast<uint8_t>(buf_[1 + i])) << (8 * i);

@@ -1,7 +1,10 @@
 // The framing spoken on a container monitor's control socket
 // (/run/isola/<id>/ctl.sock): [type:u8][length:u32 little-endian][payload].
-// A client first sends a Request frame (JSON: {"op":"attach","stdin":bool});
-// afterwards stdin, resize and output frames flow until an Exit frame.
+// A client first sends a Request frame (JSON, "op" one of: "attach"
+// {"stdin":bool,"rows","cols"}; for VM containers also "signal" {"signal":S}
+// and "ps", answered by one Reply frame, and "exec" {"process":{...}}, which
+// then flows like an attach of the exec'd process). After an attach or
+// exec, stdin, resize and output frames flow until an Exit frame.
 // Frames are bounded; anything malformed closes the connection.
 #pragma once
 
@@ -23,6 +26,7 @@ enum class FrameType : uint8_t {
   exit = 7,      // monitor → client, JSON {"exit_code":N,"error":"..."}
   error = 8,     // monitor → client, JSON {"error":"..."}
   started = 9,   // monitor → client: the container process is running
+  reply = 10,    // monitor → client: the JSON answer to a one-shot request
 };
 
 inline constexpr uint32_t kMaxFramePayload = 1u << 20;

@@ -1,0 +1,81 @@
+// isola info: what this host offers: the store, cgroups, and whether VM
+// isolation is available, with which accelerator and guest kernel.
+#include <unistd.h>
+
+#include <cstdlib>
+#include <iostream>
+#include <memory>
+
+#include "cli/commands.h"
+#include "common/fs.h"
+#include "runtime/cgroup.h"
+#include "vm/guest.h"
+
+namespace isola::cli {
+
+namespace {
+
+bool on_path(const std::string& name) {
+  const char* path = std::getenv("PATH");
+  std::string dirs = path ? path : "/usr/bin:/bin";
+  size_t start = 0;
+  while (start <= dirs.size()) {
+    size_t end = dirs.find(':', start);
+    std::string dir = dirs.substr(start, end == std::string::npos ? std::string::npos : end - start);
+    if (!dir.empty() && ::access((dir + "/" + name).c_str(), X_OK) == 0) return true;
+    if (end == std::string::npos) break;
+    start = end + 1;
+  }
+  return false;
+}
+
+int cmd_info(const Globals& g, const std::string& format) {
+  const char* modes[] = {"v1", "hybrid", "v2"};
+  std::string why;
+  std::string accel = detect_accelerator(&why);
+  Json vm = {{"Available", false}, {"Accelerator", accel}, {"AcceleratorReason", why}};
+  std::vector<std::string> missing;
+  if (!on_path("qemu-system-x86_64")) missing.push_back("qemu-system-x86_64 (apt-get install qemu-system-x86)");
+  auto agent = find_agent();
+  if (!agent) missing.push_back(agent.error().message());
+  std::string kernel_version;
+  if (auto v = read_file(path_join(guest_dir(), "kernel.version"), 4096); v) {
+    kernel_version = *v;
+    while (!kernel_version.empty() && std::isspace(static_cast<unsigned char>(kernel_version.back())))
+      kernel_version.pop_back();
+  } else {
+    missing.push_back("the guest kernel in " + guest_dir() + " (run scripts/guest-kernel)");
+  }
+  vm["GuestKernel"] = kernel_version;
+  vm["Available"] = missing.empty();
+  vm["Missing"] = missing;
+  Json info = {{"Version", ISOLA_VERSION},
+               {"Root", g.root},
+               {"CgroupMode", modes[static_cast<int>(detect_cgroup_mode())]},
+               {"IsolationLevels", missing.empty() ? Json{"process", "vm"} : Json{"process"}},
+               {"VM", vm}};
+  if (format == "json") {
+    std::cout << info.dump(2) << "\n";
+    return 0;
+  }
+  std::cout << "Version:          " << ISOLA_VERSION << "\n"
+            << "Root:             " << g.root << "\n"
+            << "Cgroups:          " << info["CgroupMode"].get<std::string>() << "\n"
+            << "Isolation levels: process" << (missing.empty() ? ", vm" : "") << "\n"
+            << "VM isolation:     " << (missing.empty() ? "available" : "not available") << "\n"
+            << "  Accelerator:    " << accel << " (" << why << ")\n"
+            << "  Guest kernel:   " << (kernel_version.empty() ? "-" : kernel_version) << "\n";
+  for (const std::string& m : missing) std::cout << "  Missing:        " << m << "\n";
+  return 0;
+}
+
+}  // namespace
+
+void add_info_command(CLI::App& app, Globals& g) {
+  auto format = std::make_shared<std::string>("table");
+  auto* info = app.add_subcommand("info", "Show what this host offers: cgroups, isolation levels, VM support");
+  info->add_option("--format", *format, "table or json");
+  info->callback([&g, format] { g.action = [&g, format] { return cmd_info(g, *format); }; });
+}
+
+}  // namespace isola::cli

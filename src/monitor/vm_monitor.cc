@@ -1,0 +1,509 @@
+#include "monitor/vm_monitor.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <map>
+#include <vector>
+
+#include "common/fs.h"
+#include "common/log.h"
+#include "monitor/monitor.h"
+#include "monitor/session.h"
+#include "vm/agent_protocol.h"
+#include "vm/guest.h"
+#include "vm/qemu.h"
+#include "vm/vm_spec.h"
+
+namespace isola {
+
+namespace {
+
+constexpr int kBootTimeoutMs = 180000;  // TCG on a loaded machine is slow
+constexpr uint32_t kInitStream = 1;
+
+int64_t mono_ms() {
+  struct timespec ts;
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+}
+
+// The last lines of the guest console, for errors about a VM that died.
+std::string console_tail(const std::string& path) {
+  auto text = read_file(path, 16u << 20);
+  if (!text || text->empty()) return "";
+  std::string t = text->size() > 600 ? text->substr(text->size() - 600) : *text;
+  return " (guest console: ..." + t + ")";
+}
+
+Result<UniqueFd> connect_unix(const std::string& path) {
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return fail(sys_error("socket", path));
+  UniqueFd sock(fd);
+  struct sockaddr_un addr {};
+  addr.sun_family = AF_UNIX;
+  if (path.size() >= sizeof addr.sun_path) return fail(make_error("connect", path, "path too long"));
+  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) return fail(sys_error("connect", path));
+  return sock;
+}
+
+class VmMonitor {
+ public:
+  VmMonitor(ContainerStore store, ContainerRecord rec, Json spec, bool wait_for_attach)
+      : store_(std::move(store)), rec_(std::move(rec)), spec_(std::move(spec)), wait_for_attach_(wait_for_attach) {}
+
+  Result<void> prepare();
+  void run();
+  pid_t worker_pid() const { return qemu_; }
+
+ private:
+  Result<void> start_qemu(const VmConfig& config);
+  Result<AgentFrame> wait_frame(int timeout_ms);
+  Result<void> create_container();
+  Result<void> send(AgentMsg type, uint32_t stream, std::string_view payload);
+  void on_agent_frame(const AgentFrame& f);
+  void on_client_frame(Client& c, const Frame& f);
+  void on_qemu_exit(int status);
+  void finish(int exit_code, bool oom, const std::string& error);
+  Client* client_for(uint32_t stream);
+
+  ContainerStore store_;
+  ContainerRecord rec_;
+  Json spec_;
+  bool wait_for_attach_;
+  bool created_ = false;
+  pid_t qemu_ = -1;
+  UniqueFd listen_, sigfd_, log_, agent_;
+  AgentFrameReader reader_;
+  std::vector<Client> clients_;
+  std::map<uint32_t, size_t> stream_owner_;  // exec stream → index into clients_ (by fd)
+  std::map<uint32_t, int> stream_fd_;        // exec stream → client fd
+  int ps_client_fd_ = -1;
+  uint32_t next_stream_ = 2;
+  int rows_ = 24, cols_ = 80;  // the terminal size an attached run starts with
+  bool exited_ = false;
+  bool qemu_gone_ = false;
+  ContainerState state_;
+};
+
+Result<void> VmMonitor::send(AgentMsg type, uint32_t stream, std::string_view payload) {
+  return write_agent_frame(agent_.get(), type, stream, payload);
+}
+
+Result<void> VmMonitor::start_qemu(const VmConfig& config) {
+  std::vector<std::string> args = qemu_command(config);
+  log_debug("qemu: {}", [&] {
+    std::string s;
+    for (const auto& a : args) s += a + " ";
+    return s;
+  }());
+  UniqueFd out = TRY(open_path(store_.console_path(rec_.id) + ".qemu", O_WRONLY | O_CREAT | O_TRUNC, 0600));
+  pid_t pid = ::fork();
+  if (pid < 0) return fail(sys_error("fork"));
+  if (pid == 0) {
+    // The worker dies with its monitor: nobody else would stop the VM.
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    ::dup2(out.get(), 1);
+    ::dup2(out.get(), 2);
+    int null = ::open("/dev/null", O_RDONLY);
+    ::dup2(null, 0);
+    ::close_range(3, ~0U, 0);
+    std::vector<char*> argv;
+    for (std::string& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    ::execvp(argv[0], argv.data());
+    ::_exit(127);
+  }
+  qemu_ = pid;
+  return {};
+}
+
+Result<AgentFrame> VmMonitor::wait_frame(int timeout_ms) {
+  int64_t deadline = mono_ms() + timeout_ms;
+  for (;;) {
+    AgentFrame f;
+    if (TRY(reader_.next(f))) return f;
+    int left = static_cast<int>(deadline - mono_ms());
+    if (left <= 0) return fail(make_error("start the VM", rec_.name, "the guest agent did not answer in time"));
+    pollfd p{agent_.get(), POLLIN, 0};
+    int r = ::poll(&p, 1, std::min(left, 500));
+    if (r < 0 && errno != EINTR) return fail(sys_error("poll", "agent channel"));
+    int status;
+    if (::waitpid(qemu_, &status, WNOHANG) == qemu_) {
+      qemu_gone_ = true;
+      return fail(make_error("start the VM", rec_.name,
+                             "the VM exited during boot" + console_tail(store_.console_path(rec_.id) + ".qemu") +
+                                 console_tail(store_.console_path(rec_.id))));
+    }
+    if (r > 0) {
+      char buf[65536];
+      ssize_t n = ::read(agent_.get(), buf, sizeof buf);
+      if (n == 0) return fail(make_error("start the VM", rec_.name, "the agent channel closed during boot"));
+      if (n > 0) reader_.feed(buf, static_cast<size_t>(n));
+    }
+  }
+}
+
+Result<void> VmMonitor::prepare() {
+  VmPlan plan = TRY(VmPlan::from_json(TRY(parse_json(TRY(read_file(store_.vm_path(rec_.id))), "vm.json"))));
+  std::string agent = TRY(find_agent());
+  VmConfig config;
+  config.id = rec_.id;
+  config.assets = TRY(prepare_guest_assets(agent));
+  config.accel = detect_accelerator();
+  config.memory_mb = plan.memory_mb;
+  config.cpus = plan.cpus;
+  config.shares = plan.shares;
+  config.agent_socket = ContainerStore::agent_socket_path(rec_.id);
+  config.console_log = store_.console_path(rec_.id);
+
+  listen_ = TRY(listen_socket(ContainerStore::socket_path(rec_.id)));
+  log_ = TRY(open_path(store_.log_path(rec_.id), O_WRONLY | O_CREAT | O_APPEND, 0600));
+  sigset_t mask;
+  sigemptyset(&mask);
+  sigaddset(&mask, SIGCHLD);
+  ::sigprocmask(SIG_BLOCK, &mask, nullptr);
+  sigfd_.reset(::signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK));
+  if (!sigfd_) return fail(sys_error("signalfd"));
+
+  ::unlink(config.agent_socket.c_str());
+  int64_t t0 = mono_ms();
+  TRYV(start_qemu(config));
+  // QEMU creates the channel's socket as it starts.
+  for (int i = 0; i < 500 && !agent_; ++i) {
+    auto fd = connect_unix(config.agent_socket);
+    if (fd) agent_ = std::move(*fd);
+    else ::usleep(10000);
+    int status;
+    if (::waitpid(qemu_, &status, WNOHANG) == qemu_) {
+      qemu_gone_ = true;
+      return fail(make_error("start the VM", "qemu-system-x86_64",
+                             "it exited at once" + console_tail(config.console_log + ".qemu")));
+    }
+  }
+  if (!agent_) return fail(make_error("start the VM", config.agent_socket, "QEMU did not open the agent channel"));
+  AgentFrame hello = TRY(wait_frame(kBootTimeoutMs));
+  if (hello.type != AgentMsg::hello) return fail(make_error("start the VM", rec_.name, "the agent did not say hello"));
+  Json h = TRY(parse_json(hello.payload, "agent hello"));
+  if (h.value("version", 0u) != kAgentProtocolVersion)
+    return fail(make_error("start the VM", rec_.name, "the guest agent speaks another protocol version"));
+
+  state_ = store_.recorded_state(rec_.id);
+  state_.pid = qemu_;
+  state_.pid_start = process_start_time(qemu_);
+  state_.monitor_pid = ::getpid();
+  state_.monitor_start = process_start_time(::getpid());
+  state_.exit_code = 0;
+  state_.oom_killed = false;
+  state_.error.clear();
+  state_.finished_ns = 0;
+  state_.accelerator = config.accel;
+  state_.guest_kernel = json_string_or(h, "kernel", config.assets.kernel_version);
+  state_.boot_ms = mono_ms() - t0;
+  if (!wait_for_attach_) TRYV(create_container());
+  return store_.write_state(rec_.id, state_);
+}
+
+Result<void> VmMonitor::create_container() {
+  if (created_) return {};
+  created_ = true;
+  VmPlan plan = TRY(VmPlan::from_json(TRY(parse_json(TRY(read_file(store_.vm_path(rec_.id))), "vm.json"))));
+  Json shares = Json::array();
+  for (const VmShare& s : plan.shares) shares.push_back({{"tag", s.tag}, {"path", s.guest_path}});
+  Json create = {{"spec", spec_},           {"shares", shares}, {"tty", rec_.tty},
+                 {"interactive", rec_.interactive}, {"rows", rows_},    {"cols", cols_}};
+  TRYV(send(AgentMsg::create, kInitStream, create.dump()));
+  for (;;) {
+    AgentFrame f = TRY(wait_frame(60000));
+    if (f.type == AgentMsg::started && f.stream == kInitStream) break;
+    if (f.type == AgentMsg::error) {
+      auto j = parse_json(f.payload, "agent error");
+      Error e{j ? j->value("errno", 0) : 0, j ? json_string_or(*j, "op") : "", "", ""};
+      e.detail = j ? json_string_or(*j, "message") : f.payload;
+      e.exit_code = start_failure_exit_code(e);
+      Error out = plain_error(e.detail);
+      out.exit_code = e.exit_code;
+      return fail(out);
+    }
+    on_agent_frame(f);  // early output
+  }
+  state_.status = "running";
+  state_.started_ns = now_ns();
+  return store_.write_state(rec_.id, state_);
+}
+
+Client* VmMonitor::client_for(uint32_t stream) {
+  auto it = stream_fd_.find(stream);
+  if (it == stream_fd_.end()) return nullptr;
+  for (Client& c : clients_)
+    if (c.fd.get() == it->second) return &c;
+  return nullptr;
+}
+
+void VmMonitor::on_agent_frame(const AgentFrame& f) {
+  switch (f.type) {
+    case AgentMsg::stdout_data:
+    case AgentMsg::stderr_data: {
+      FrameType t = f.type == AgentMsg::stdout_data ? FrameType::stdout_data : FrameType::stderr_data;
+      if (f.stream == kInitStream) {
+        log_output(log_.get(), f.payload, t == FrameType::stdout_data ? "stdout" : "stderr");
+        for (Client& c : clients_)
+          if (c.attached && c.stream == 0) queue_frame(c, t, f.payload);
+      } else if (Client* c = client_for(f.stream)) {
+        queue_frame(*c, t, f.payload);
+      }
+      return;
+    }
+    case AgentMsg::started:
+      if (Client* c = client_for(f.stream)) queue_frame(*c, FrameType::started, "");
+      return;
+    case AgentMsg::exit: {
+      auto j = parse_json(f.payload, "exit");
+      int code = j ? j->value("exit_code", 125) : 125;
+      if (f.stream == kInitStream) {
+        finish(code, j && j->value("oom_killed", false), "");
+      } else if (Client* c = client_for(f.stream)) {
+        queue_frame(*c, FrameType::exit, Json{{"exit_code", code}}.dump());
+        stream_fd_.erase(f.stream);
+      }
+      return;
+    }
+    case AgentMsg::ps_reply:
+      for (Client& c : clients_)
+        if (c.fd.get() == ps_client_fd_) queue_frame(c, FrameType::reply, f.payload);
+      ps_client_fd_ = -1;
+      return;
+    case AgentMsg::error:
+      if (Client* c = client_for(f.stream)) {
+        queue_frame(*c, FrameType::error, f.payload);
+        stream_fd_.erase(f.stream);
+      } else {
+        log_debug("agent error on stream {}: {}", f.stream, f.payload);
+      }
+      return;
+    default:
+      log_debug("unexpected agent frame type {}", static_cast<int>(f.type));
+  }
+}
+
+void VmMonitor::on_client_frame(Client& c, const Frame& f) {
+  if (f.type == FrameType::request) {
+    auto req = parse_json(f.payload, "request");
+    std::string op = req ? json_string_or(*req, "op") : "";
+    if (op == "attach") {
+      c.attached = true;
+      if (exited_) {
+        queue_frame(c, FrameType::exit, Json{{"exit_code", state_.exit_code}, {"error", state_.error}}.dump());
+        return;
+      }
+      if (!created_) {
+        if (req->contains("rows")) {
+          rows_ = req->value("rows", 24);
+          cols_ = req->value("cols", 80);
+        }
+        if (auto r = create_container(); !r) {
+          queue_frame(c, FrameType::error, error_json(r.error()).dump());
+          finish(r.error().exit_code ? r.error().exit_code : 125, false, r.error().message());
+          return;
+        }
+      }
+      queue_frame(c, FrameType::started, "");
+    } else if (op == "signal") {
+      auto r = send(AgentMsg::signal, kInitStream, Json{{"signal", req->value("signal", 15)}}.dump());
+      queue_frame(c, FrameType::reply, Json{{"ok", bool(r)}}.dump());
+    } else if (op == "ps") {
+      ps_client_fd_ = c.fd.get();
+      if (!send(AgentMsg::ps, 0, "{}")) queue_frame(c, FrameType::reply, Json{{"error", "agent unreachable"}}.dump());
+    } else if (op == "exec") {
+      uint32_t stream = next_stream_++;
+      c.stream = stream;
+      stream_fd_[stream] = c.fd.get();
+      Json exec = {{"process", req->value("process", Json::object())}};
+      if (req->contains("rows")) exec["rows"] = req->value("rows", 24), exec["cols"] = req->value("cols", 80);
+      if (!send(AgentMsg::exec, stream, exec.dump()))
+        queue_frame(c, FrameType::error, Json{{"message", "the guest agent is unreachable"}}.dump());
+    } else {
+      queue_frame(c, FrameType::error, Json{{"message", "unknown request"}}.dump());
+      c.closed = true;
+    }
+    return;
+  }
+  uint32_t stream = c.stream ? c.stream : kInitStream;
+  switch (f.type) {
+    case FrameType::stdin_data: (void)send(AgentMsg::stdin_data, stream, f.payload); return;
+    case FrameType::stdin_eof: (void)send(AgentMsg::stdin_eof, stream, ""); return;
+    case FrameType::resize: (void)send(AgentMsg::resize, stream, f.payload); return;
+    default: c.closed = true;
+  }
+}
+
+void VmMonitor::finish(int exit_code, bool oom, const std::string& error) {
+  if (exited_) return;
+  exited_ = true;
+  state_.status = "exited";
+  state_.exit_code = exit_code;
+  state_.oom_killed = oom;
+  state_.error = error;
+  state_.finished_ns = now_ns();
+  // The agent powers the VM off after the exit frame; make sure it goes.
+  if (!qemu_gone_) {
+    for (int i = 0; i < 100; ++i) {
+      int status;
+      if (::waitpid(qemu_, &status, WNOHANG) == qemu_) {
+        qemu_gone_ = true;
+        break;
+      }
+      ::usleep(50000);
+    }
+    if (!qemu_gone_) {
+      ::kill(qemu_, SIGKILL);
+      ::waitpid(qemu_, nullptr, 0);
+      qemu_gone_ = true;
+    }
+  }
+  (void)store_.unmount_rootfs(rec_.id);
+  ::unlink(ContainerStore::socket_path(rec_.id).c_str());
+  ::unlink(ContainerStore::agent_socket_path(rec_.id).c_str());
+  if (rec_.auto_remove) (void)store_.remove(rec_.id);
+  else (void)store_.write_state(rec_.id, state_);
+  for (Client& c : clients_)
+    if (c.attached) queue_frame(c, FrameType::exit, Json{{"exit_code", exit_code}, {"error", error}}.dump());
+  for (Client& c : clients_)
+    for (int i = 0; i < 100 && !c.out.empty() && !c.closed; ++i) {
+      pollfd p{c.fd.get(), POLLOUT, 0};
+      ::poll(&p, 1, 10);
+      flush_client(c);
+    }
+}
+
+void VmMonitor::on_qemu_exit(int status) {
+  qemu_gone_ = true;
+  // Output and the exit frame may still sit in the channel.
+  char buf[65536];
+  ssize_t n;
+  while (agent_ && (n = ::read(agent_.get(), buf, sizeof buf)) > 0) {
+    reader_.feed(buf, static_cast<size_t>(n));
+    AgentFrame f;
+    while (!exited_) {
+      auto got = reader_.next(f);
+      if (!got || !*got) break;
+      on_agent_frame(f);
+    }
+  }
+  if (exited_) return;
+  std::string why = WIFSIGNALED(status) ? "the VM worker was killed by signal " + std::to_string(WTERMSIG(status))
+                                        : "the VM exited before the container did";
+  finish(137, false, why + console_tail(store_.console_path(rec_.id)));
+}
+
+void VmMonitor::run() {
+  set_nonblock(agent_.get());
+  while (!exited_) {
+    std::vector<pollfd> fds = {{sigfd_.get(), POLLIN, 0}, {listen_.get(), POLLIN, 0}, {agent_.get(), POLLIN, 0}};
+    size_t first_client = fds.size();
+    for (Client& c : clients_)
+      fds.push_back({c.fd.get(), static_cast<short>(POLLIN | (c.out.empty() ? 0 : POLLOUT)), 0});
+    if (::poll(fds.data(), fds.size(), -1) < 0 && errno != EINTR) break;
+    if (fds[0].revents) {
+      struct signalfd_siginfo si;
+      while (::read(sigfd_.get(), &si, sizeof si) > 0) {
+      }
+      int status;
+      pid_t pid;
+      while ((pid = ::waitpid(-1, &status, WNOHANG)) > 0)
+        if (pid == qemu_) on_qemu_exit(status);
+      if (exited_) break;
+    }
+    if (fds[1].revents) {
+      int fd = ::accept4(listen_.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+      if (fd >= 0) clients_.push_back(Client{UniqueFd(fd), {}, {}, false, false, 0});
+    }
+    if (fds[2].revents) {
+      char buf[65536];
+      ssize_t n = ::read(agent_.get(), buf, sizeof buf);
+      if (n > 0) {
+        reader_.feed(buf, static_cast<size_t>(n));
+        AgentFrame f;
+        for (;;) {
+          auto got = reader_.next(f);
+          if (!got) {
+            // A guest that breaks the protocol is not trusted further.
+            ::kill(qemu_, SIGKILL);
+            finish(137, false, "the guest agent sent a malformed frame: " + got.error().message());
+            break;
+          }
+          if (!*got) break;
+          on_agent_frame(f);
+          if (exited_) break;
+        }
+      } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+        ::kill(qemu_, SIGKILL);
+        int status;
+        ::waitpid(qemu_, &status, 0);
+        qemu_gone_ = true;
+        finish(137, false, "the guest agent went away" + console_tail(store_.console_path(rec_.id)));
+      }
+    }
+    if (exited_) break;
+    for (size_t i = first_client; i < fds.size(); ++i) {
+      Client& c = clients_[i - first_client];
+      if (fds[i].revents & POLLOUT) flush_client(c);
+      if (!(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+      char buf[65536];
+      ssize_t n = ::recv(c.fd.get(), buf, sizeof buf, MSG_DONTWAIT);
+      if (n <= 0) {
+        if (n == 0 || (errno != EAGAIN && errno != EINTR)) c.closed = true;
+        continue;
+      }
+      c.reader.feed(buf, static_cast<size_t>(n));
+      Frame f;
+      for (;;) {
+        auto got = c.reader.next(f);
+        if (!got) {
+          c.closed = true;
+          break;
+        }
+        if (!*got) break;
+        on_client_frame(c, f);
+        if (exited_) break;
+      }
+      if (exited_) break;
+    }
+    std::erase_if(clients_, [](const Client& c) { return c.closed; });
+  }
+}
+
+}  // namespace
+
+void run_vm_monitor(ContainerStore store, ContainerRecord rec, Json spec, bool wait_for_attach, int report_fd) {
+  ::prctl(PR_SET_NAME, "isola-monitor");
+  VmMonitor monitor(std::move(store), std::move(rec), std::move(spec), wait_for_attach);
+  auto prepared = monitor.prepare();
+  if (!prepared) {
+    if (monitor.worker_pid() > 0) {
+      ::kill(monitor.worker_pid(), SIGKILL);
+      ::waitpid(monitor.worker_pid(), nullptr, 0);
+    }
+    (void)write_all(report_fd, error_json(prepared.error()).dump());
+    ::_exit(1);
+  }
+  (void)write_all(report_fd, Json{{"ok", true}, {"pid", monitor.worker_pid()}}.dump());
+  ::close(report_fd);
+  monitor.run();
+  ::_exit(0);
+}
+
+}  // namespace isola
