@@ -16,6 +16,7 @@
 
 #include "common/json.h"
 #include "common/unique_fd.h"
+#include "monitor/client.h"
 #include "monitor/monitor.h"
 #include "monitor/protocol.h"
 
@@ -40,19 +41,6 @@ RawTerminal::~RawTerminal() {
 }
 
 namespace {
-
-Result<UniqueFd> connect_socket(const std::string& path) {
-  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return fail(sys_error("socket", path));
-  UniqueFd sock(fd);
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (path.size() >= sizeof addr.sun_path) return fail(make_error("connect", path, "path too long"));
-  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
-    return fail(sys_error("connect to the container's monitor", path));
-  return sock;
-}
 
 Result<void> send_size(int sock) {
   winsize ws{};
@@ -81,7 +69,7 @@ Result<void> write_out(int fd, const std::string& data) {
 }  // namespace
 
 Result<int> attach_session(const std::string& socket_path, const AttachOptions& opts) {
-  UniqueFd sock = TRY(connect_socket(socket_path));
+  UniqueFd sock = TRY(connect_monitor(socket_path));
   // The size rides on the request so the process starts with it.
   Json request = opts.extra;
   request["op"] = opts.op;
@@ -166,7 +154,8 @@ Result<int> attach_session(const std::string& socket_path, const AttachOptions& 
             Error e = plain_error(j ? json_string_or(*j, "message", json_string_or(*j, "error")) : "unknown error");
             if (j) {
               Error probe{j->value("errno", 0), json_string_or(*j, "op"), {}, {}};
-              e.exit_code = start_failure_exit_code(probe);
+              int given = j->value("exit_code", 0);
+              e.exit_code = given ? given : start_failure_exit_code(probe);
             }
             return fail(e);
           }

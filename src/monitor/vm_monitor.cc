@@ -164,6 +164,7 @@ Result<void> VmMonitor::prepare() {
   config.id = rec_.id;
   config.assets = TRY(prepare_guest_assets(agent));
   config.accel = detect_accelerator();
+  if (config.accel != "kvm") config.tsc_khz = host_tsc_khz();
   config.memory_mb = plan.memory_mb;
   config.cpus = plan.cpus;
   config.shares = plan.shares;
@@ -358,7 +359,9 @@ void VmMonitor::finish(int exit_code, bool oom, const std::string& error) {
   state_.oom_killed = oom;
   state_.error = error;
   state_.finished_ns = now_ns();
-  // The agent powers the VM off after the exit frame; make sure it goes.
+  // The agent powers the VM off after the init's exit frame; otherwise (a
+  // start that failed) ask it to, and make sure the VM goes either way.
+  if (!qemu_gone_ && agent_) (void)send(AgentMsg::shutdown, 0, "{}");
   if (!qemu_gone_) {
     for (int i = 0; i < 100; ++i) {
       int status;

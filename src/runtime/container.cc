@@ -782,7 +782,16 @@ void pivot(const Child& c, int root_fd, const std::string& rootfs) {
   // pivot_root(".", ".") stacks the old root on top of the new one; detaching
   // it leaves only the container's tree, with no directory to put it in.
   c.check(::fchdir(root_fd), "chdir", rootfs);
-  c.check(::syscall(SYS_pivot_root, ".", "."), "pivot_root", rootfs);
+  if (::syscall(SYS_pivot_root, ".", ".") != 0) {
+    // The root of a VM's guest is the initramfs, which pivot_root cannot
+    // leave (EINVAL). There the new root is moved over "/" instead: the
+    // initramfs beneath it is no longer reachable by any path.
+    if (errno != EINVAL) c.fail(errno, "pivot_root", rootfs);
+    c.check(::mount(".", "/", nullptr, MS_MOVE, nullptr), "move the rootfs over /", rootfs);
+    c.check(::chroot("."), "chroot", rootfs);
+    c.check(::chdir("/"), "chdir", "/");
+    return;
+  }
   c.check(::umount2(".", MNT_DETACH), "unmount the old root", rootfs);
   c.check(::chdir("/"), "chdir", "/");
 }

@@ -28,7 +28,11 @@ struct VmConfig {
   std::vector<VmShare> shares;
   std::string agent_socket;   // QEMU listens here for the agent channel
   std::string console_log;    // the guest's serial console
+  uint64_t tsc_khz = 0;       // the host's TSC rate, told to a TCG guest
 };
+
+// The host's TSC frequency in kHz (measured once, cached in /run/isola).
+uint64_t host_tsc_khz();
 
 // The worker process's name as the host's `ps` shows it (comm is at most 15
 // characters: "isola-vm-" and the first 6 of the ID).

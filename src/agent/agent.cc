@@ -1,0 +1,673 @@
+// The loop is single-threaded (the runtime's spawn and exec require it):
+// poll(2) over the port, a signalfd for SIGCHLD and every process's stdio.
+// Nothing blocks on the host: frames for it queue in out_ and go as the
+// port takes them; while that queue is long, process output is not read,
+// so a host that stops reading slows the container down instead of making
+// the agent grow without bound.
+#include "agent/agent.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <pty.h>
+#include <signal.h>
+#include <sys/ioctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "agent/guest.h"
+#include "agent/ps.h"
+#include "common/fs.h"
+#include "runtime/cgroup.h"
+#include "runtime/container.h"
+
+namespace isola::agent {
+namespace {
+
+constexpr size_t kReadChunk = 64 * 1024;      // one read, one frame, at most this
+constexpr size_t kOutHighWater = 1u << 20;    // stop reading process output past this
+constexpr size_t kStdinLimit = 8u << 20;      // per process, not yet taken by it
+constexpr size_t kFinalDrain = 1u << 20;      // read after exit, per descriptor
+constexpr auto kHostRetry = std::chrono::milliseconds(10);
+
+void set_nonblocking(int fd) {
+  int flags = ::fcntl(fd, F_GETFL);
+  if (flags >= 0) ::fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+}
+
+Result<std::pair<UniqueFd, UniqueFd>> make_pipe() {
+  int p[2];
+  if (::pipe2(p, O_CLOEXEC) != 0) return fail(sys_error("pipe"));
+  return std::pair{UniqueFd(p[0]), UniqueFd(p[1])};
+}
+
+// A new process's stdio: our ends (non-blocking) and the child's, which are
+// closed once the runtime has handed them over.
+struct StdioSet {
+  StdioFds fds;
+  UniqueFd child_in, child_out, child_err, slave, child_console_sock;
+  UniqueFd in, out, err;  // with a pty: `out` is the master, `in` a copy of it
+  UniqueFd console_sock;  // the master arrives here (exec with a terminal)
+};
+
+Result<void> take_master(StdioSet& s, int master, WindowSize size) {
+  s.out.reset(master);
+  ::fcntl(master, F_SETFD, FD_CLOEXEC);
+  set_nonblocking(master);
+  struct winsize ws {};
+  ws.ws_row = size.rows;
+  ws.ws_col = size.cols;
+  if (::ioctl(master, TIOCSWINSZ, &ws) != 0) return fail(sys_error("set the terminal size"));
+  s.in.reset(::fcntl(master, F_DUPFD_CLOEXEC, 3));
+  if (!s.in) return fail(sys_error("dup", "pty master"));
+  return {};
+}
+
+// With a terminal, `in_container` makes the process create its pty inside
+// the container (so `tty` names a /dev/pts/N the process can see, as exec
+// -t does under process isolation) and hand the master over a socket;
+// otherwise the guest makes it and the container's /dev/console is bound
+// to the slave, as the container's init gets it under process isolation.
+Result<StdioSet> make_stdio(bool tty, bool interactive, WindowSize size, bool in_container) {
+  StdioSet s;
+  if (tty && in_container) {
+    int sv[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) return fail(sys_error("socketpair"));
+    s.console_sock.reset(sv[0]);
+    s.child_console_sock.reset(sv[1]);
+    s.fds.console_socket = sv[1];
+    return s;
+  }
+  if (tty) {
+    int master, slave;
+    if (::openpty(&master, &slave, nullptr, nullptr, nullptr) != 0) return fail(sys_error("openpty"));
+    s.slave.reset(slave);
+    ::fcntl(slave, F_SETFD, FD_CLOEXEC);
+    TRYV(take_master(s, master, size));
+    s.fds.console = slave;
+    return s;
+  }
+  auto [out_r, out_w] = TRY(make_pipe());
+  auto [err_r, err_w] = TRY(make_pipe());
+  s.out = std::move(out_r);
+  s.child_out = std::move(out_w);
+  s.err = std::move(err_r);
+  s.child_err = std::move(err_w);
+  if (interactive) {
+    auto [in_r, in_w] = TRY(make_pipe());
+    s.child_in = std::move(in_r);
+    s.in = std::move(in_w);
+  }
+  for (const UniqueFd* fd : {&s.in, &s.out, &s.err})
+    if (*fd) set_nonblocking(fd->get());
+  s.fds.in = s.child_in ? s.child_in.get() : -1;
+  s.fds.out = s.child_out.get();
+  s.fds.err = s.child_err.get();
+  return s;
+}
+
+// The pty master the process sent before it exec'd (it is queued by now).
+Result<void> receive_master(StdioSet& s, WindowSize size) {
+  char byte;
+  struct iovec iov = {&byte, 1};
+  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  struct msghdr msg = {};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  ssize_t n;
+  while ((n = ::recvmsg(s.console_sock.get(), &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT)) < 0 && errno == EINTR) {
+  }
+  struct cmsghdr* cm = n > 0 ? CMSG_FIRSTHDR(&msg) : nullptr;
+  if (!cm || cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS || cm->cmsg_len != CMSG_LEN(sizeof(int)))
+    return fail(make_error("receive the terminal", "", "the process sent none"));
+  int master;
+  std::memcpy(&master, CMSG_DATA(cm), sizeof master);
+  return take_master(s, master, size);
+}
+
+}  // namespace
+
+struct Agent::Proc {
+  uint32_t stream = 0;
+  pid_t pid = -1;
+  bool init = false;
+  bool tty = false;
+  UniqueFd in, out, err;
+  std::string in_buf;
+  bool in_eof = false;  // close `in` once in_buf is written
+  bool exited = false;
+  int status = 0;
+  Clock::time_point drain_until{};
+};
+
+struct Agent::Container {
+  std::string id;
+  RuntimeSpec spec;
+  pid_t init_pid = -1;
+};
+
+Result<std::unique_ptr<Agent>> Agent::create(UniqueFd port, AgentOptions opts) {
+  sigset_t chld;
+  sigemptyset(&chld);
+  sigaddset(&chld, SIGCHLD);
+  if (::sigprocmask(SIG_BLOCK, &chld, nullptr) != 0) return fail(sys_error("block SIGCHLD"));
+  int sfd = ::signalfd(-1, &chld, SFD_NONBLOCK | SFD_CLOEXEC);
+  if (sfd < 0) return fail(sys_error("signalfd"));
+  set_nonblocking(port.get());
+  if (!opts.mount_share) opts.mount_share = mount_share;
+  return std::unique_ptr<Agent>(new Agent(std::move(port), UniqueFd(sfd), std::move(opts)));
+}
+
+Agent::Agent(UniqueFd port, UniqueFd sigfd, AgentOptions opts)
+    : opts_(std::move(opts)), port_(std::move(port)), sigfd_(std::move(sigfd)), buf_(kReadChunk) {}
+
+Agent::~Agent() {
+  // Outside the guest (tests) nobody else would reap what is left.
+  if (!opts_.pid1) {
+    for (auto& [stream, p] : procs_) {
+      if (p->exited) continue;
+      ::kill(p->pid, SIGKILL);
+      while (::waitpid(p->pid, nullptr, 0) < 0 && errno == EINTR) {
+      }
+    }
+  }
+  sigset_t chld;
+  sigemptyset(&chld);
+  sigaddset(&chld, SIGCHLD);
+  ::sigprocmask(SIG_UNBLOCK, &chld, nullptr);
+}
+
+void Agent::send(AgentMsg type, uint32_t stream, std::string_view payload) {
+  if (payload.size() > kMaxAgentPayload) {
+    send_error(stream, make_error("send", frame_type_name(type), "the reply is larger than a frame may be"));
+    return;
+  }
+  if (out_start_ > 0 && out_start_ == out_.size()) {
+    out_.clear();
+    out_start_ = 0;
+  }
+  out_ += encode_agent_frame(type, stream, payload);
+}
+
+void Agent::send_error(uint32_t stream, const Error& e) {
+  kmsg("stream " + std::to_string(stream) + ": " + e.message());
+  send(AgentMsg::error, stream, error_payload(e));
+}
+
+void Agent::flush_port() {
+  while (out_start_ < out_.size()) {
+    size_t n = std::min(out_.size() - out_start_, kReadChunk);
+    ssize_t w = ::write(port_.get(), out_.data() + out_start_, n);
+    if (w > 0) {
+      out_start_ += static_cast<size_t>(w);
+      continue;
+    }
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0 && errno != EAGAIN) {
+      kmsg(sys_error("write", "agent port").message(), true);
+      host_gone();
+    }
+    break;
+  }
+  if (out_start_ == out_.size()) {
+    out_.clear();
+    out_start_ = 0;
+  } else if (out_start_ > (4u << 20)) {
+    out_.erase(0, out_start_);
+    out_start_ = 0;
+  }
+}
+
+// The host end of a virtio-serial port that nobody has open reads as EOF
+// and polls as POLLHUP until the host connects (again); so do a closed
+// socketpair in tests. The port is retried shortly rather than polled in a
+// busy loop.
+void Agent::host_gone() {
+  host_retry_ = Clock::now() + kHostRetry;
+  if (phase_ == Phase::finishing) host_ack_ = true;
+}
+
+void Agent::read_port() {
+  ssize_t n = ::read(port_.get(), buf_.data(), buf_.size());
+  if (n < 0) {
+    if (errno != EAGAIN && errno != EINTR) host_gone();
+    return;
+  }
+  if (n == 0) {
+    host_gone();
+    return;
+  }
+  host_retry_.reset();
+  // After a malformed frame the stream is out of step: what follows is
+  // read and dropped, and the container runs on.
+  if (reader_failed_) return;
+  reader_.feed(buf_.data(), static_cast<size_t>(n));
+  for (;;) {
+    AgentFrame frame;
+    auto got = reader_.next(frame);
+    if (!got) {
+      reader_failed_ = true;
+      kmsg(got.error().message() + "; ignoring further frames", true);
+      send_error(0, got.error());
+      return;
+    }
+    if (!*got) return;
+    try {
+      handle_frame(frame);
+    } catch (const std::exception& e) {
+      send_error(frame.stream, make_error("handle frame", frame_type_name(frame.type), e.what()));
+    } catch (...) {
+      send_error(frame.stream, make_error("handle frame", frame_type_name(frame.type), "internal error"));
+    }
+  }
+}
+
+Agent::Proc* Agent::find(uint32_t stream) {
+  auto it = procs_.find(stream);
+  return it == procs_.end() ? nullptr : it->second.get();
+}
+
+void Agent::unknown_stream(uint32_t stream) {
+  Error e = sys_error(ENOENT, "find stream", std::to_string(stream));
+  e.detail = "no process runs on this stream";
+  send_error(stream, e);
+}
+
+void Agent::handle_frame(const AgentFrame& f) {
+  if (auto ok = check_host_frame(f); !ok) {
+    send_error(f.stream, ok.error());
+    return;
+  }
+  if (f.type == AgentMsg::error) {
+    kmsg("the host reported: " + f.payload.substr(0, 1024), true);
+    return;
+  }
+  if (f.type == AgentMsg::shutdown) {
+    begin_shutdown();
+    return;
+  }
+  if (f.type == AgentMsg::ps) {
+    on_ps();
+    return;
+  }
+  if (phase_ != Phase::serving) {
+    send_error(f.stream, sys_error(ESRCH, frame_type_name(f.type), "the container has exited"));
+    return;
+  }
+  switch (f.type) {
+    case AgentMsg::create: on_create(f); break;
+    case AgentMsg::exec: on_exec(f); break;
+    case AgentMsg::stdin_data: on_stdin(f, false); break;
+    case AgentMsg::stdin_eof: on_stdin(f, true); break;
+    case AgentMsg::resize: on_resize(f); break;
+    case AgentMsg::signal: on_signal(f); break;
+    default: break;  // check_host_frame let nothing else through
+  }
+}
+
+void Agent::on_create(const AgentFrame& f) {
+  if (container_) {
+    send_error(f.stream, sys_error(EEXIST, "create", "container"));
+    return;
+  }
+  auto req = parse_create_request(f.payload);
+  if (!req) {
+    send_error(f.stream, req.error());
+    return;
+  }
+  if (opts_.pid1 && req->realtime_ns) {
+    if (auto r = set_clock(*req->realtime_ns); !r) kmsg(r.error().message(), true);
+  }
+  for (const Share& share : req->shares) {
+    kmsg("mounting share " + share.tag + " at " + share.path);
+    if (auto r = opts_.mount_share(share); !r) {
+      send_error(f.stream, r.error());
+      return;
+    }
+  }
+  const RuntimeSpec& spec = req->spec;
+  if (opts_.pid1 && !spec.hostname.empty() && ::sethostname(spec.hostname.data(), spec.hostname.size()) != 0)
+    kmsg(sys_error("sethostname", spec.hostname).message(), true);
+  auto stdio = make_stdio(req->tty, req->interactive, req->size, false);
+  if (!stdio) {
+    send_error(f.stream, stdio.error());
+    return;
+  }
+  SpawnOptions so;
+  so.id = req->id;
+  kmsg("creating container " + so.id);
+  auto spawned = spawn_container(spec, so, stdio->fds);
+  if (!spawned) {
+    send_error(f.stream, spawned.error());
+    return;
+  }
+  auto p = std::make_unique<Proc>();
+  p->stream = f.stream;
+  p->pid = spawned->pid;
+  p->init = true;
+  p->tty = req->tty;
+  p->in = std::move(stdio->in);
+  p->out = std::move(stdio->out);
+  p->err = std::move(stdio->err);
+  procs_[f.stream] = std::move(p);
+  container_ = std::make_unique<Container>(Container{req->id, std::move(req->spec), spawned->pid});
+  send(AgentMsg::started, f.stream, started_payload(spawned->pid, boottime_ms()));
+}
+
+void Agent::on_exec(const AgentFrame& f) {
+  if (!container_) {
+    Error e = sys_error(ESRCH, "exec in container", "");
+    e.detail = "no container has been created";
+    send_error(f.stream, e);
+    return;
+  }
+  if (find(f.stream)) {
+    Error e = sys_error(EEXIST, "exec in container", "stream " + std::to_string(f.stream));
+    e.detail = "a process already runs on this stream";
+    send_error(f.stream, e);
+    return;
+  }
+  auto req = parse_exec_request(f.payload);
+  if (!req) {
+    send_error(f.stream, req.error());
+    return;
+  }
+  auto stdio = make_stdio(req->process.terminal, req->interactive, req->size, true);
+  if (!stdio) {
+    send_error(f.stream, stdio.error());
+    return;
+  }
+  auto pid = exec_in_container(container_->init_pid, container_->spec, req->process, stdio->fds);
+  if (!pid) {
+    send_error(f.stream, pid.error());
+    return;
+  }
+  if (stdio->console_sock) {
+    if (auto r = receive_master(*stdio, req->size); !r) {
+      ::kill(*pid, SIGKILL);
+      while (::waitpid(*pid, nullptr, 0) < 0 && errno == EINTR) {
+      }
+      send_error(f.stream, r.error());
+      return;
+    }
+  }
+  auto p = std::make_unique<Proc>();
+  p->stream = f.stream;
+  p->pid = *pid;
+  p->tty = req->process.terminal;
+  p->in = std::move(stdio->in);
+  p->out = std::move(stdio->out);
+  p->err = std::move(stdio->err);
+  procs_[f.stream] = std::move(p);
+  send(AgentMsg::started, f.stream, started_payload(*pid, boottime_ms()));
+}
+
+void Agent::on_stdin(const AgentFrame& f, bool eof) {
+  Proc* p = find(f.stream);
+  if (!p) return unknown_stream(f.stream);
+  // Input for a process without stdin, or after its EOF, goes nowhere, as
+  // it would on a closed pipe.
+  if (!p->in || p->in_eof) return;
+  if (eof) {
+    if (p->tty) {
+      // A terminal has no end of input; its EOF character is the nearest.
+      struct termios t {};
+      p->in_buf += ::tcgetattr(p->in.get(), &t) == 0 ? static_cast<char>(t.c_cc[VEOF]) : '\x04';
+    } else {
+      p->in_eof = true;
+    }
+  } else {
+    if (p->in_buf.size() + f.payload.size() > kStdinLimit) {
+      send_error(f.stream, sys_error(ENOBUFS, "write stdin", "stream " + std::to_string(f.stream)));
+      return;
+    }
+    p->in_buf += f.payload;
+  }
+  write_stdin(*p);
+}
+
+void Agent::on_resize(const AgentFrame& f) {
+  Proc* p = find(f.stream);
+  if (!p) return unknown_stream(f.stream);
+  auto size = parse_resize(f.payload);
+  if (!size) return send_error(f.stream, size.error());
+  if (!p->tty || !p->in) return send_error(f.stream, sys_error(ENOTTY, "resize", "stream " + std::to_string(f.stream)));
+  struct winsize ws {};
+  ws.ws_row = size->rows;
+  ws.ws_col = size->cols;
+  // On the master, this also sends SIGWINCH to the terminal's foreground group.
+  if (::ioctl(p->in.get(), TIOCSWINSZ, &ws) != 0) send_error(f.stream, sys_error("resize", "terminal"));
+}
+
+void Agent::on_signal(const AgentFrame& f) {
+  Proc* p = find(f.stream);
+  if (!p) return unknown_stream(f.stream);
+  auto sig = parse_signal(f.payload);
+  if (!sig) return send_error(f.stream, sig.error());
+  if (p->exited || ::kill(p->pid, *sig) != 0) {
+    int err = p->exited ? ESRCH : errno;
+    send_error(f.stream, sys_error(err, "kill", "pid " + std::to_string(p->pid)));
+  }
+}
+
+void Agent::on_ps() {
+  PsOptions opts;
+  opts.exclude = ::getpid();
+  if (container_) {
+    if (auto root = open_dir(container_->spec.root_path)) {
+      if (auto fd = open_in_root(root->get(), "etc/passwd", O_RDONLY)) {
+        if (auto text = read_fd(fd->get(), "/etc/passwd", 1u << 20)) opts.passwd = std::move(*text);
+      }
+    }
+  }
+  auto table = list_processes(opts);
+  if (!table) return send_error(0, table.error());
+  send(AgentMsg::ps_reply, 0, ps_reply_payload(*table));
+}
+
+void Agent::reap() {
+  signalfd_siginfo info;
+  while (::read(sigfd_.get(), &info, sizeof info) == sizeof info) {
+  }
+  auto mark = [&](pid_t pid, int status) {
+    for (auto& [stream, p] : procs_) {
+      if (p->pid != pid || p->exited) continue;
+      p->exited = true;
+      p->status = status;
+      p->drain_until = Clock::now() + opts_.drain_grace;
+    }
+  };
+  if (opts_.pid1) {
+    // PID 1 inherits every orphan: reap them all, keep what is ours.
+    for (;;) {
+      int status = 0;
+      pid_t pid = ::waitpid(-1, &status, WNOHANG);
+      if (pid <= 0) break;
+      mark(pid, status);
+    }
+    return;
+  }
+  for (auto& [stream, p] : procs_) {
+    int status = 0;
+    if (!p->exited && ::waitpid(p->pid, &status, WNOHANG) == p->pid) mark(p->pid, status);
+  }
+}
+
+void Agent::read_output(Proc& p, UniqueFd& fd, AgentMsg type) {
+  ssize_t n = ::read(fd.get(), buf_.data(), buf_.size());
+  if (n > 0) {
+    send(type, p.stream, std::string_view(buf_.data(), static_cast<size_t>(n)));
+  } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+    fd.reset();  // EOF; a pty master reads EIO once every slave is closed
+  }
+}
+
+void Agent::write_stdin(Proc& p) {
+  while (p.in && !p.in_buf.empty()) {
+    ssize_t n = ::write(p.in.get(), p.in_buf.data(), p.in_buf.size());
+    if (n > 0) {
+      p.in_buf.erase(0, static_cast<size_t>(n));
+    } else if (n < 0 && errno == EINTR) {
+      continue;
+    } else if (n < 0 && errno == EAGAIN) {
+      return;
+    } else {
+      p.in_buf.clear();  // the reader is gone (EPIPE) or the terminal hung up
+      if (!p.tty) p.in.reset();
+    }
+  }
+  if (p.in_eof && p.in_buf.empty() && !p.tty) p.in.reset();
+}
+
+void Agent::finish_exited() {
+  auto now = Clock::now();
+  Proc* init = nullptr;
+  for (auto it = procs_.begin(); it != procs_.end();) {
+    Proc& p = *it->second;
+    if (!p.exited || ((p.out || p.err) && now < p.drain_until)) {
+      ++it;
+      continue;
+    }
+    // What is still in the pipes goes before the exit frame.
+    for (auto [fd, type] : {std::pair{&p.out, AgentMsg::stdout_data}, std::pair{&p.err, AgentMsg::stderr_data}}) {
+      size_t before = out_.size(), budget = kFinalDrain;
+      while (*fd && out_.size() - before < budget) {
+        size_t size_before = out_.size();
+        read_output(p, *fd, type);
+        if (out_.size() == size_before) break;  // nothing more now
+      }
+    }
+    if (p.init) {
+      init = &p;
+      ++it;
+      continue;
+    }
+    send(AgentMsg::exit, p.stream, exit_payload(exit_code_from_status(p.status), false));
+    it = procs_.erase(it);
+  }
+  if (init) finish_init(*init);
+}
+
+void Agent::finish_init(Proc& p) {
+  int code = exit_code_from_status(p.status);
+  bool oom = false;
+  if (container_ && !container_->spec.linux.cgroups_path.empty()) {
+    if (auto cg = Cgroup::open(container_->spec.linux.cgroups_path)) {
+      if (auto killed = cg->oom_killed()) oom = *killed;
+    }
+  }
+  send(AgentMsg::exit, p.stream, exit_payload(code, oom));
+  init_exit_code_ = code;
+  kill_all();
+  // exec'd processes die with the container; their streams end with the VM.
+  procs_.clear();
+  if (opts_.pid1) ::sync();
+  phase_ = Phase::finishing;
+  phase_deadline_ = Clock::now() + opts_.ack_wait;
+}
+
+void Agent::kill_all() {
+  if (opts_.pid1) {
+    ::kill(-1, SIGKILL);  // everything but PID 1 itself
+    return;
+  }
+  for (auto& [stream, p] : procs_)
+    if (!p->exited) ::kill(p->pid, SIGKILL);
+}
+
+void Agent::begin_shutdown() {
+  if (phase_ == Phase::finishing) {
+    host_ack_ = true;
+    return;
+  }
+  if (phase_ != Phase::serving) return;
+  kill_all();
+  phase_ = Phase::shutting_down;
+  phase_deadline_ = Clock::now() + opts_.ack_wait;
+}
+
+int Agent::poll_timeout(int max_wait_ms) const {
+  auto now = Clock::now();
+  auto until = now + std::chrono::milliseconds(std::max(max_wait_ms, 0));
+  for (const auto& [stream, p] : procs_)
+    if (p->exited) until = std::min(until, p->drain_until);
+  if (phase_ == Phase::finishing || phase_ == Phase::shutting_down) until = std::min(until, phase_deadline_);
+  if (host_retry_) until = std::min(until, *host_retry_);
+  if (until <= now) return 0;
+  return static_cast<int>(std::chrono::ceil<std::chrono::milliseconds>(until - now).count());
+}
+
+bool Agent::step(int max_wait_ms) {
+  if (phase_ == Phase::done) return false;
+  enum class Kind { port, signal, out, err, in };
+  struct Watch {
+    Kind kind;
+    Proc* proc;
+  };
+  std::vector<pollfd> fds;
+  std::vector<Watch> watches;
+  auto add = [&](int fd, short events, Kind kind, Proc* p) {
+    fds.push_back(pollfd{fd, events, 0});
+    watches.push_back(Watch{kind, p});
+  };
+  auto now = Clock::now();
+  if (host_retry_ && now >= *host_retry_) host_retry_.reset();
+  if (!host_retry_) add(port_.get(), static_cast<short>(POLLIN | (out_start_ < out_.size() ? POLLOUT : 0)), Kind::port, nullptr);
+  add(sigfd_.get(), POLLIN, Kind::signal, nullptr);
+  bool room = out_.size() - out_start_ < kOutHighWater;
+  for (auto& [stream, p] : procs_) {
+    if (room && p->out) add(p->out.get(), POLLIN, Kind::out, p.get());
+    if (room && p->err) add(p->err.get(), POLLIN, Kind::err, p.get());
+    if (p->in && !p->in_buf.empty()) add(p->in.get(), POLLOUT, Kind::in, p.get());
+  }
+  int n = ::poll(fds.data(), fds.size(), poll_timeout(max_wait_ms));
+  if (n < 0 && errno != EINTR) kmsg(sys_error("poll").message(), true);
+  bool port_ready = false;
+  short port_events = 0;
+  for (size_t i = 0; n > 0 && i < fds.size(); ++i) {
+    short ev = fds[i].revents;
+    if (!ev) continue;
+    Watch& w = watches[i];
+    switch (w.kind) {
+      case Kind::port: port_ready = true; port_events = ev; break;
+      case Kind::signal: reap(); break;
+      case Kind::out: if (w.proc->out) read_output(*w.proc, w.proc->out, AgentMsg::stdout_data); break;
+      case Kind::err: if (w.proc->err) read_output(*w.proc, w.proc->err, AgentMsg::stderr_data); break;
+      case Kind::in: write_stdin(*w.proc); break;
+    }
+  }
+  // Frames last: a create or exec may add processes, a shutdown kill them.
+  if (port_ready) {
+    if (port_events & POLLIN) read_port();
+    else if (port_events & (POLLHUP | POLLERR)) host_gone();
+  }
+  finish_exited();
+  if (!host_retry_) flush_port();
+
+  now = Clock::now();
+  bool flushed = out_start_ == out_.size();
+  if (phase_ == Phase::finishing && ((flushed && host_ack_) || now >= phase_deadline_)) phase_ = Phase::done;
+  if (phase_ == Phase::shutting_down && (flushed || now >= phase_deadline_)) phase_ = Phase::done;
+  return phase_ != Phase::done;
+}
+
+void Agent::run() {
+  for (;;) {
+    try {
+      if (!step(1000)) return;
+    } catch (const std::exception& e) {
+      kmsg(std::string("unexpected error: ") + e.what(), true);
+    } catch (...) {
+      kmsg("unexpected error", true);
+    }
+  }
+}
+
+}  // namespace isola::agent

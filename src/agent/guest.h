@@ -1,0 +1,69 @@
+// What the agent does to the guest as its PID 1, before and around the
+// container: the file systems an init mounts, kernel modules, the
+// virtio-serial port to the host, 9p shares, the clock, the hostname, and
+// powering off. Diagnostics go to the kernel log (/dev/kmsg), which the
+// host sees on the VM's serial console.
+#pragma once
+
+#include <chrono>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "agent/requests.h"
+#include "common/error.h"
+#include "common/unique_fd.h"
+
+namespace isola::agent {
+
+// Writes "isola-agent: text" to the kernel log (errors at KERN_ERR, which a
+// `quiet` console still prints; the rest at KERN_INFO unless isola.debug is
+// on the kernel command line). Falls back to stderr.
+void kmsg(std::string_view text, bool error = false);
+void set_kmsg_verbose(bool on);
+
+// fds 0-2 of PID 1 may be closed (an initramfs without /dev/console): they
+// must not be handed out as other descriptors. Points them at /dev/console
+// (or /dev/null) once /dev is mounted.
+void fix_stdio();
+
+// /proc, /sys, /dev, /dev/pts, /dev/shm, /run, /tmp, and cgroup2 at
+// /sys/fs/cgroup with +memory +pids +cpu enabled below the root. Failing to
+// mount /proc, /sys or /dev is fatal; the rest is logged.
+Result<void> mount_basics();
+
+// Loads the modules named in `dir`/order (one file name a line,
+// dependencies first) with finit_module; EEXIST is success. Returns the
+// names that failed (each logged); a missing order file loads nothing.
+std::vector<std::string> load_modules(const std::string& dir);
+
+// True when the kernel knows the file system (/proc/filesystems).
+bool have_filesystem(std::string_view name);
+
+// Opens the virtio-serial port called `name` (O_RDWR | O_NONBLOCK),
+// waiting up to `wait` for the port's name and its /dev node to appear.
+Result<UniqueFd> open_port(std::string_view name, std::chrono::milliseconds wait);
+
+// Mounts one share with kNinePOptions; a share already mounted there by an
+// earlier (failed) create is left as it is.
+Result<void> mount_share(const Share& share);
+
+// Brings up lo in the guest's own network namespace (for containers that
+// share it).
+void loopback_up();
+
+Result<void> set_clock(int64_t realtime_ns);
+
+// CLOCK_BOOTTIME in milliseconds: the time since the kernel started.
+int64_t boottime_ms();
+
+// The kernel's release, as uname -r prints it.
+std::string kernel_release();
+
+// True when the kernel command line has `word` (e.g. "isola.debug").
+bool kernel_cmdline_has(std::string_view word);
+
+// Syncs and powers the VM off; never returns (PID 1 must not exit).
+[[noreturn]] void power_off();
+
+}  // namespace isola::agent

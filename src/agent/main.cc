@@ -1,0 +1,70 @@
+// isola-agent: /init of a VM-isolated container's guest. It readies the
+// guest (mounts, modules), says hello to the host on the virtio-serial port
+// "isola.agent", creates the container when asked, serves it until its init
+// exits, and powers the VM off. PID 1 must never return: every way out
+// ends in power_off().
+#include <signal.h>
+#include <unistd.h>
+
+#include <exception>
+
+#include "agent/agent.h"
+#include "agent/guest.h"
+
+namespace {
+
+using namespace isola;
+using namespace isola::agent;
+
+constexpr const char* kPortName = "isola.agent";
+constexpr const char* kModuleDir = "/lib/modules";
+// Under TCG the virtio-serial port can take a while after its driver loads.
+constexpr auto kPortWait = std::chrono::seconds(10);
+
+[[noreturn]] void fatal(const std::string& why) {
+  kmsg(why + "; powering off", true);
+  power_off();
+}
+
+void run() {
+  int64_t start_ms = boottime_ms();
+  fix_stdio();
+  if (auto r = mount_basics(); !r) fatal(r.error().message());
+  fix_stdio();
+  set_kmsg_verbose(kernel_cmdline_has("isola.debug"));
+  ::signal(SIGPIPE, SIG_IGN);
+  loopback_up();
+
+  std::vector<std::string> failed = load_modules(kModuleDir);
+  auto port = open_port(kPortName, kPortWait);
+  if (!port) fatal(port.error().message());
+  auto agent = Agent::create(std::move(*port), AgentOptions{});
+  if (!agent) fatal(agent.error().message());
+  Agent& a = **agent;
+  if (!have_filesystem("9p")) {
+    // Tell the host why before going: it sees this as the container's error.
+    std::string detail = "the kernel has no 9p file system";
+    if (!failed.empty()) detail += " (modules that failed to load: " + failed.front() + (failed.size() > 1 ? ", ..." : "") + ")";
+    kmsg(detail, true);
+    a.send(AgentMsg::hello, 0, hello_payload(kernel_release(), start_ms, boottime_ms()));
+    a.send_error(0, make_error("start agent", "9p", detail));
+    a.begin_shutdown();
+  } else {
+    a.send(AgentMsg::hello, 0, hello_payload(kernel_release(), start_ms, boottime_ms()));
+    kmsg("hello sent after " + std::to_string(boottime_ms() - start_ms) + " ms in the agent");
+  }
+  a.run();
+}
+
+}  // namespace
+
+int main() {
+  try {
+    run();
+  } catch (const std::exception& e) {
+    kmsg(std::string("unexpected error: ") + e.what(), true);
+  } catch (...) {
+    kmsg("unexpected error", true);
+  }
+  power_off();
+}

@@ -1,0 +1,224 @@
+#include "agent/requests.h"
+
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <algorithm>
+
+#include "common/json.h"
+
+namespace isola::agent {
+namespace {
+
+Error request_error(const std::string& what, std::string detail) {
+  return make_error("read " + what + " request", "", std::move(detail));
+}
+
+// An optional boolean field; absent or null keeps `out`.
+Result<void> read_bool(const Json& j, const char* key, const std::string& what, bool& out) {
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return {};
+  if (!it->is_boolean()) return fail(request_error(what, std::string("\"") + key + "\" is not a boolean"));
+  out = it->get<bool>();
+  return {};
+}
+
+// Optional "rows" and "cols"; 0 or absent keeps the default.
+Result<void> read_size(const Json& j, const std::string& what, WindowSize& out) {
+  for (auto [key, field] : {std::pair{"rows", &out.rows}, std::pair{"cols", &out.cols}}) {
+    auto it = j.find(key);
+    if (it == j.end() || it->is_null()) continue;
+    if (!it->is_number_unsigned() && !it->is_number_integer())
+      return fail(request_error(what, std::string("\"") + key + "\" is not a number"));
+    int64_t v = it->get<int64_t>();
+    if (v < 0 || v > 65535) return fail(request_error(what, std::string("\"") + key + "\" is out of range"));
+    if (v > 0) *field = static_cast<unsigned short>(v);
+  }
+  return {};
+}
+
+Result<Json> parse_object(std::string_view payload, const std::string& what) {
+  Json j = TRY(parse_json(payload, what + " request"));
+  if (!j.is_object()) return fail(request_error(what, "the payload is not a JSON object"));
+  return j;
+}
+
+bool is_tag_char(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+         c == '-';
+}
+
+}  // namespace
+
+Result<void> check_share(const Share& share) {
+  if (share.tag.empty() || share.tag.size() > 31 || !std::all_of(share.tag.begin(), share.tag.end(), is_tag_char))
+    return fail(make_error("check share", share.tag, "a tag is 1-31 characters of [A-Za-z0-9._-]"));
+  const std::string& p = share.path;
+  if (!p.starts_with(kShareRoot) || p.size() == kShareRoot.size())
+    return fail(make_error("check share", p, "the path must lie below " + std::string(kShareRoot)));
+  size_t start = 0;
+  while (start < p.size()) {
+    size_t end = p.find('/', start);
+    if (end == std::string::npos) end = p.size();
+    std::string_view part(p.data() + start, end - start);
+    if ((part.empty() && start != 0) || part == "." || part == "..")
+      return fail(make_error("check share", p, "the path must be normalized (no //, . or ..)"));
+    start = end + 1;
+  }
+  if (p.back() == '/') return fail(make_error("check share", p, "the path must not end with /"));
+  return {};
+}
+
+Result<CreateRequest> parse_create_request(std::string_view payload) {
+  const std::string what = "create";
+  Json j = TRY(parse_object(payload, what));
+  CreateRequest req;
+  const Json* spec = TRY(json_object(j, "spec", "create request"));
+  req.spec = TRY(RuntimeSpec::from_json(*spec));
+  if (req.spec.process.args.empty()) return fail(request_error(what, "the spec has no process to run"));
+  if (auto it = j.find("shares"); it != j.end() && !it->is_null()) {
+    if (!it->is_array()) return fail(request_error(what, "\"shares\" is not an array"));
+    for (const Json& s : *it) {
+      Share share;
+      share.tag = TRY(json_string(s, "tag", "create request share"));
+      share.path = TRY(json_string(s, "path", "create request share"));
+      TRYV(check_share(share));
+      for (const Share& other : req.shares)
+        if (other.tag == share.tag || other.path == share.path)
+          return fail(make_error("check share", share.tag, "the tag or the path is given twice"));
+      req.shares.push_back(std::move(share));
+    }
+  }
+  req.tty = req.spec.process.terminal;
+  TRYV(read_bool(j, "tty", what, req.tty));
+  req.spec.process.terminal = req.tty;
+  TRYV(read_bool(j, "interactive", what, req.interactive));
+  TRYV(read_size(j, what, req.size));
+  if (auto it = j.find("realtime_ns"); it != j.end() && !it->is_null()) {
+    if (!it->is_number_integer() || it->get<int64_t>() <= 0)
+      return fail(request_error(what, "\"realtime_ns\" is not a positive integer"));
+    req.realtime_ns = it->get<int64_t>();
+  }
+  req.id = json_string_or(j, "id");
+  if (req.id.empty()) {
+    const std::string& cg = req.spec.linux.cgroups_path;
+    req.id = cg.empty() ? "container" : cg.substr(cg.rfind('/') + 1);
+  }
+  return req;
+}
+
+Result<ExecRequest> parse_exec_request(std::string_view payload) {
+  const std::string what = "exec";
+  Json j = TRY(parse_object(payload, what));
+  ExecRequest req;
+  const Json* process = TRY(json_object(j, "process", "exec request"));
+  // The spec parser reads a process only inside a whole document.
+  Json doc = {{"ociVersion", "1.0.2"}, {"root", {{"path", "/"}}}, {"process", *process}};
+  RuntimeSpec spec = TRY(RuntimeSpec::from_json(doc));
+  req.process = std::move(spec.process);
+  if (req.process.args.empty()) return fail(request_error(what, "the process has no args"));
+  TRYV(read_bool(j, "interactive", what, req.interactive));
+  TRYV(read_size(j, what, req.size));
+  return req;
+}
+
+Result<WindowSize> parse_resize(std::string_view payload) {
+  Json j = TRY(parse_object(payload, "resize"));
+  if (!j.contains("rows") || !j.contains("cols")) return fail(request_error("resize", "needs \"rows\" and \"cols\""));
+  WindowSize size;
+  size.rows = size.cols = 0;
+  TRYV(read_size(j, "resize", size));
+  if (size.rows == 0 || size.cols == 0) return fail(request_error("resize", "rows and cols must be positive"));
+  return size;
+}
+
+Result<int> parse_signal(std::string_view payload) {
+  Json j = TRY(parse_object(payload, "signal"));
+  auto it = j.find("signal");
+  if (it == j.end() || !it->is_number_integer()) return fail(request_error("signal", "\"signal\" is not an integer"));
+  int64_t sig = it->get<int64_t>();
+  if (sig < 1 || sig >= NSIG) return fail(sys_error(EINVAL, "signal", "signal " + std::to_string(sig)));
+  return static_cast<int>(sig);
+}
+
+Result<void> check_host_frame(const AgentFrame& frame) {
+  auto bad = [&](const std::string& detail) {
+    Error e = sys_error(EINVAL, "frame", std::string(frame_type_name(frame.type)) + " on stream " +
+                                             std::to_string(frame.stream));
+    e.detail = detail;
+    return fail(std::move(e));
+  };
+  switch (frame.type) {
+    case AgentMsg::create:
+      if (frame.stream != 1) return bad("create is sent on stream 1");
+      return {};
+    case AgentMsg::exec:
+      if (frame.stream < 2) return bad("exec is sent on a new stream numbered 2 or more");
+      return {};
+    case AgentMsg::stdin_data:
+    case AgentMsg::stdin_eof:
+    case AgentMsg::resize:
+    case AgentMsg::signal:
+      if (frame.stream == 0) return bad("stream 0 has no process");
+      return {};
+    case AgentMsg::ps:
+    case AgentMsg::shutdown:
+      if (frame.stream != 0) return bad("control requests are sent on stream 0");
+      return {};
+    case AgentMsg::error:
+      return {};
+    default:
+      return bad("only the agent sends this");
+  }
+}
+
+std::string error_payload(const Error& e) {
+  Json j = {{"errno", e.err}, {"op", e.op}, {"message", e.message()}};
+  if (e.exit_code != 0) j["exit_code"] = e.exit_code;
+  return j.dump(-1, ' ', false, Json::error_handler_t::replace);
+}
+
+std::string exit_payload(int exit_code, bool oom_killed) {
+  return Json{{"exit_code", exit_code}, {"oom_killed", oom_killed}}.dump();
+}
+
+std::string started_payload(pid_t pid, int64_t boottime_ms) {
+  return Json{{"pid", pid}, {"boottime_ms", boottime_ms}}.dump();
+}
+
+std::string hello_payload(std::string_view kernel, int64_t agent_start_ms, int64_t hello_ms) {
+  return Json{{"version", kAgentProtocolVersion},
+              {"kernel", std::string(kernel)},
+              {"agent_start_ms", agent_start_ms},
+              {"hello_ms", hello_ms}}
+      .dump(-1, ' ', false, Json::error_handler_t::replace);
+}
+
+int exit_code_from_status(int status) {
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+  return 255;
+}
+
+const char* frame_type_name(AgentMsg type) {
+  switch (type) {
+    case AgentMsg::hello: return "hello";
+    case AgentMsg::create: return "create";
+    case AgentMsg::exec: return "exec";
+    case AgentMsg::started: return "started";
+    case AgentMsg::stdin_data: return "stdin_data";
+    case AgentMsg::stdin_eof: return "stdin_eof";
+    case AgentMsg::stdout_data: return "stdout_data";
+    case AgentMsg::stderr_data: return "stderr_data";
+    case AgentMsg::resize: return "resize";
+    case AgentMsg::signal: return "signal";
+    case AgentMsg::exit: return "exit";
+    case AgentMsg::ps: return "ps";
+    case AgentMsg::ps_reply: return "ps_reply";
+    case AgentMsg::shutdown: return "shutdown";
+    case AgentMsg::error: return "error";
+  }
+  return "unknown";
+}
+
+}  // namespace isola::agent

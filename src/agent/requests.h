@@ -1,0 +1,76 @@
+// The agent's side of the protocol's payloads: parsing what the host sends
+// (create, exec, resize, signal), checking that a frame may come from the
+// host on its stream, and building what the agent answers (error, exit,
+// started). Pure functions, no system calls: unit-tested on their own.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/error.h"
+#include "spec/spec.h"
+#include "vm/agent_protocol.h"
+
+namespace isola::agent {
+
+// A 9p share the host exports: mounted at `path` in the guest.
+struct Share {
+  std::string tag;   // QEMU's mount_tag: "rootfs", "etc", "v0", ...
+  std::string path;  // absolute, below /run/isola/
+};
+
+struct WindowSize {
+  unsigned short rows = 24, cols = 80;
+};
+
+struct CreateRequest {
+  std::string id;  // for messages; from "id", else the last part of cgroupsPath
+  RuntimeSpec spec;
+  std::vector<Share> shares;
+  bool tty = false;          // the init gets a pty (spec.process.terminal follows it)
+  bool interactive = false;  // the init gets a stdin pipe (or reads the pty)
+  WindowSize size;
+  std::optional<int64_t> realtime_ns;  // the host's clock, to set the guest's
+};
+
+struct ExecRequest {
+  ProcessSpec process;  // process.terminal asks for a pty
+  bool interactive = false;
+  WindowSize size;
+};
+
+// Where shares may be mounted: the agent's own mounts (/proc, /dev, ...)
+// must stay out of the host's reach.
+inline constexpr std::string_view kShareRoot = "/run/isola/";
+
+// The mount(2) data for every 9p share; docs/agent-protocol.md says why.
+inline constexpr const char* kNinePOptions = "trans=virtio,version=9p2000.L,msize=262144,cache=mmap,access=client";
+
+Result<CreateRequest> parse_create_request(std::string_view payload);
+Result<ExecRequest> parse_exec_request(std::string_view payload);
+Result<WindowSize> parse_resize(std::string_view payload);
+// A signal number 1..64 from {"signal":S}.
+Result<int> parse_signal(std::string_view payload);
+Result<void> check_share(const Share& share);
+
+// Whether the host may send this frame type on this stream. Stream 0 is
+// control (ps, shutdown, error), 1 the container's init (create, and the
+// per-process messages), 2 and up exec'd processes.
+Result<void> check_host_frame(const AgentFrame& frame);
+
+std::string error_payload(const Error& e);
+std::string exit_payload(int exit_code, bool oom_killed);
+std::string started_payload(pid_t pid, int64_t boottime_ms);
+std::string hello_payload(std::string_view kernel, int64_t agent_start_ms, int64_t hello_ms);
+
+// docker's exit code for a wait status: the code, or 128 + the signal.
+int exit_code_from_status(int status);
+
+const char* frame_type_name(AgentMsg type);
+
+}  // namespace isola::agent
