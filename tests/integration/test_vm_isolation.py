@@ -117,3 +117,23 @@ def test_interactive_terminal_in_a_vm(box, pty_session):
     code = s.wait(timeout=60)
     assert code == 5, s.text()
     assert "42" in s.text() and "30 100" in s.text(), s.text()
+
+
+def test_volumes_and_exec_terminal_in_a_vm(box, tmp_path, pty_session):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "from-host").write_text("host data\n")
+    cid = box.run_d(VM, "-v", f"{shared}:/data", "-v", f"{tmp_path}/ro-src:/ro:ro", "-e", "GREETING=hi",
+                    "-w", "/data", IMAGE, "sleep", "1000", timeout=BOOT)
+    res = box.exec(cid, "sh", "-c", "pwd; echo $GREETING; cat /data/from-host; echo guest data > /data/from-guest; "
+                   "touch /ro/x 2>/dev/null && echo ro-writable || echo ro-refused", timeout=60)
+    assert res.returncode == 0, describe(res)
+    assert res.stdout.split("\n")[:4] == ["/data", "hi", "host data", "ro-refused"], describe(res)
+    assert (shared / "from-guest").read_text() == "guest data\n"
+
+    s = pty_session(box.cmd("exec", "-it", cid, "sh"), rows=40, cols=120)
+    s.expect(r"# ", timeout=60)
+    s.send("stty size; echo $((7*6)); exit 9\n")
+    assert s.wait(timeout=60) == 9, s.text()
+    assert "40 120" in s.text() and "42" in s.text(), s.text()
+    box.rm_f(cid)
