@@ -88,7 +88,8 @@ Json ContainerState::to_json() const {
           {"monitor_start", monitor_start}, {"exit_code", exit_code},
           {"oom_killed", oom_killed},   {"started_ns", started_ns},
           {"finished_ns", finished_ns}, {"error", error},
-          {"accelerator", accelerator}, {"guest_kernel", guest_kernel}, {"boot_ms", boot_ms}};
+          {"accelerator", accelerator}, {"guest_kernel", guest_kernel}, {"boot_ms", boot_ms},
+          {"exec_ms", exec_ms}};
 }
 
 ContainerState ContainerState::from_json(const Json& j) {
@@ -107,6 +108,7 @@ ContainerState ContainerState::from_json(const Json& j) {
   s.accelerator = json_string_or(j, "accelerator");
   s.guest_kernel = json_string_or(j, "guest_kernel");
   s.boot_ms = j.value("boot_ms", int64_t{0});
+  s.exec_ms = j.value("exec_ms", int64_t{0});
   return s;
 }
 

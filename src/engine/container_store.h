@@ -50,7 +50,8 @@ struct ContainerState {
   std::string error;
   // VM isolation: `pid` is the VM worker (QEMU); these describe the guest.
   std::string accelerator, guest_kernel;
-  int64_t boot_ms = 0;  // QEMU start to the agent's hello
+  int64_t boot_ms = 0;  // QEMU start to the agent's hello (kernel, modules, agent)
+  int64_t exec_ms = 0;  // the create request to the container's process running
 
   Json to_json() const;
   static ContainerState from_json(const Json& j);

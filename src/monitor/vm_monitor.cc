@@ -226,6 +226,7 @@ Result<void> VmMonitor::create_container() {
   for (const VmShare& s : plan.shares) shares.push_back({{"tag", s.tag}, {"path", s.guest_path}});
   Json create = {{"spec", spec_},           {"shares", shares}, {"tty", rec_.tty},
                  {"interactive", rec_.interactive}, {"rows", rows_},    {"cols", cols_}};
+  int64_t t0 = mono_ms();
   TRYV(send(AgentMsg::create, kInitStream, create.dump()));
   for (;;) {
     AgentFrame f = TRY(wait_frame(60000));
@@ -243,6 +244,7 @@ Result<void> VmMonitor::create_container() {
   }
   state_.status = "running";
   state_.started_ns = now_ns();
+  state_.exec_ms = mono_ms() - t0;
   return store_.write_state(rec_.id, state_);
 }
 

@@ -80,6 +80,11 @@ def test_detached_vm_container_lifecycle(box):
     with open(os.path.join(upper, "from-the-vm")) as f:
         assert f.read() == "written\n"
 
+    stats = box.ok("stats", "--no-stream", "--format", "json", cid, timeout=60)
+    import json
+    entry = json.loads(stats)[0]
+    assert entry["MemUsage"] > 0 and entry["MemLimit"] == 256 << 20, stats  # the worker, against the VM's size
+
     start = time.monotonic()
     res = box("stop", "-t", "2", cid, timeout=60)
     assert res.returncode == 0, describe(res)
@@ -136,4 +141,18 @@ def test_volumes_and_exec_terminal_in_a_vm(box, tmp_path, pty_session):
     s.send("stty size; echo $((7*6)); exit 9\n")
     assert s.wait(timeout=60) == 9, s.text()
     assert "40 120" in s.text() and "42" in s.text(), s.text()
+    box.rm_f(cid)
+
+
+def test_signals_reach_the_guest(box):
+    cid = box.run_d(VM, IMAGE, "sh", "-c",
+                    'trap "echo got USR1; exit 9" USR1; echo ready; while :; do sleep 0.2; done', timeout=BOOT)
+    # A PID 1 drops signals it has no handler for yet: wait for the trap.
+    wait_for(lambda: "ready" in box.ok("logs", cid), timeout=60, what="the trap to be set")
+    res = box("kill", "-s", "USR1", cid, timeout=60)
+    assert res.returncode == 0, describe(res)
+    state = wait_for(lambda: (s := box.state(cid))["Status"] == "exited" and s, timeout=60,
+                     what="the container to exit on USR1")
+    assert state["ExitCode"] == 9
+    assert "got USR1" in box.ok("logs", cid)
     box.rm_f(cid)
