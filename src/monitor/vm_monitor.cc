@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <linux/capability.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
@@ -11,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <map>
 #include <vector>
@@ -43,6 +45,20 @@ std::string console_tail(const std::string& path) {
   if (!text || text->empty()) return "";
   std::string t = text->size() > 600 ? text->substr(text->size() - 600) : *text;
   return " (guest console: ..." + t + ")";
+}
+
+// QEMU runs as root only because 9p's passthrough model must create files
+// with the guest's owners and modes. Keep just the capabilities that needs;
+// everything else (admin, modules, ptrace, raw I/O, ...) is gone from its
+// bounding set, so its root cannot have them, and it can never gain any.
+void drop_worker_privileges() {
+  static const int keep[] = {CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER,
+                             CAP_FSETID, CAP_MKNOD,       CAP_SETGID,          CAP_SETUID};
+  for (int cap = 0; cap <= 63; ++cap) {
+    if (std::find(std::begin(keep), std::end(keep), cap) != std::end(keep)) continue;
+    if (::prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 && errno == EINVAL) break;  // past the last one
+  }
+  ::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
 }
 
 Result<UniqueFd> connect_unix(const std::string& path) {
@@ -116,6 +132,7 @@ Result<void> VmMonitor::start_qemu(const VmConfig& config) {
     sigset_t none;
     sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    drop_worker_privileges();
     ::dup2(out.get(), 1);
     ::dup2(out.get(), 2);
     int null = ::open("/dev/null", O_RDONLY);
