@@ -64,19 +64,34 @@ bool is_mount_point(const std::string& path) {
 
 void set_kmsg_verbose(bool on) { verbose = on; }
 
+// The console's log level (the first number of /proc/sys/kernel/printk):
+// the host may boot with loglevel=1, which hides KERN_ERR too.
+int console_loglevel() {
+  static int level = -1;
+  if (level < 0) {
+    auto text = read_file("/proc/sys/kernel/printk", 256);
+    level = text && !text->empty() && (*text)[0] >= '0' && (*text)[0] <= '9' ? (*text)[0] - '0' : 7;
+  }
+  return level;
+}
+
 void kmsg(std::string_view text, bool error) {
-  // KERN_INFO lines stay in the kernel's buffer (dmesg); a `quiet` console
-  // shows KERN_ERR ones.
-  std::string line = error || verbose ? "<3>" : "<6>";
+  // KERN_INFO lines stay in the kernel's buffer (dmesg); the console shows
+  // KERN_ERR ones unless its log level hides them, and then they are
+  // written to it directly.
+  bool loud = error || verbose;
+  std::string line = loud ? "<3>" : "<6>";
   line += "isola-agent: ";
   line += text;
   line += '\n';
   static int fd = -2;
   if (fd == -2) fd = ::open("/dev/kmsg", O_WRONLY | O_CLOEXEC | O_NOCTTY);
-  if (fd >= 0 && ::write(fd, line.data(), line.size()) >= 0) return;
+  bool logged = fd >= 0 && ::write(fd, line.data(), line.size()) >= 0;
   if (fd < 0) fd = -2;  // /dev may not be mounted yet: try again next time
-  ssize_t ignored = ::write(STDERR_FILENO, line.data() + 3, line.size() - 3);
-  (void)ignored;
+  if (!logged || (loud && console_loglevel() <= 3)) {
+    ssize_t ignored = ::write(STDERR_FILENO, line.data() + 3, line.size() - 3);
+    (void)ignored;
+  }
 }
 
 void fix_stdio() {

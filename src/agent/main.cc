@@ -35,8 +35,11 @@ void run() {
   ::signal(SIGPIPE, SIG_IGN);
   loopback_up();
 
+  int64_t mounted_ms = boottime_ms();
   std::vector<std::string> failed = load_modules(kModuleDir);
+  int64_t modules_ms = boottime_ms();
   auto port = open_port(kPortName, kPortWait);
+  int64_t port_ms = boottime_ms();
   if (!port) fatal(port.error().message());
   auto agent = Agent::create(std::move(*port), AgentOptions{});
   if (!agent) fatal(agent.error().message());
@@ -51,7 +54,9 @@ void run() {
     a.begin_shutdown();
   } else {
     a.send(AgentMsg::hello, 0, hello_payload(kernel_release(), start_ms, boottime_ms()));
-    kmsg("hello sent after " + std::to_string(boottime_ms() - start_ms) + " ms in the agent");
+    kmsg("ready after " + std::to_string(boottime_ms() - start_ms) + " ms: mounts " +
+         std::to_string(mounted_ms - start_ms) + " ms, modules " + std::to_string(modules_ms - mounted_ms) +
+         " ms, port " + std::to_string(port_ms - modules_ms) + " ms");
   }
   a.run();
 }
