@@ -8,11 +8,9 @@
 
 #include <fcntl.h>
 #include <poll.h>
-#include <pty.h>
 #include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/signalfd.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
@@ -22,6 +20,7 @@
 
 #include "agent/guest.h"
 #include "agent/ps.h"
+#include "agent/stdio.h"
 #include "common/fs.h"
 #include "runtime/cgroup.h"
 #include "runtime/container.h"
@@ -38,98 +37,6 @@ constexpr auto kHostRetry = std::chrono::milliseconds(10);
 void set_nonblocking(int fd) {
   int flags = ::fcntl(fd, F_GETFL);
   if (flags >= 0) ::fcntl(fd, F_SETFL, flags | O_NONBLOCK);
-}
-
-Result<std::pair<UniqueFd, UniqueFd>> make_pipe() {
-  int p[2];
-  if (::pipe2(p, O_CLOEXEC) != 0) return fail(sys_error("pipe"));
-  return std::pair{UniqueFd(p[0]), UniqueFd(p[1])};
-}
-
-// A new process's stdio: our ends (non-blocking) and the child's, which are
-// closed once the runtime has handed them over.
-struct StdioSet {
-  StdioFds fds;
-  UniqueFd child_in, child_out, child_err, slave, child_console_sock;
-  UniqueFd in, out, err;  // with a pty: `out` is the master, `in` a copy of it
-  UniqueFd console_sock;  // the master arrives here (exec with a terminal)
-};
-
-Result<void> take_master(StdioSet& s, int master, WindowSize size) {
-  s.out.reset(master);
-  ::fcntl(master, F_SETFD, FD_CLOEXEC);
-  set_nonblocking(master);
-  struct winsize ws {};
-  ws.ws_row = size.rows;
-  ws.ws_col = size.cols;
-  if (::ioctl(master, TIOCSWINSZ, &ws) != 0) return fail(sys_error("set the terminal size"));
-  s.in.reset(::fcntl(master, F_DUPFD_CLOEXEC, 3));
-  if (!s.in) return fail(sys_error("dup", "pty master"));
-  return {};
-}
-
-// With a terminal, `in_container` makes the process create its pty inside
-// the container (so `tty` names a /dev/pts/N the process can see, as exec
-// -t does under process isolation) and hand the master over a socket;
-// otherwise the guest makes it and the container's /dev/console is bound
-// to the slave, as the container's init gets it under process isolation.
-Result<StdioSet> make_stdio(bool tty, bool interactive, WindowSize size, bool in_container) {
-  StdioSet s;
-  if (tty && in_container) {
-    int sv[2];
-    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) return fail(sys_error("socketpair"));
-    s.console_sock.reset(sv[0]);
-    s.child_console_sock.reset(sv[1]);
-    s.fds.console_socket = sv[1];
-    return s;
-  }
-  if (tty) {
-    int master, slave;
-    if (::openpty(&master, &slave, nullptr, nullptr, nullptr) != 0) return fail(sys_error("openpty"));
-    s.slave.reset(slave);
-    ::fcntl(slave, F_SETFD, FD_CLOEXEC);
-    TRYV(take_master(s, master, size));
-    s.fds.console = slave;
-    return s;
-  }
-  auto [out_r, out_w] = TRY(make_pipe());
-  auto [err_r, err_w] = TRY(make_pipe());
-  s.out = std::move(out_r);
-  s.child_out = std::move(out_w);
-  s.err = std::move(err_r);
-  s.child_err = std::move(err_w);
-  if (interactive) {
-    auto [in_r, in_w] = TRY(make_pipe());
-    s.child_in = std::move(in_r);
-    s.in = std::move(in_w);
-  }
-  for (const UniqueFd* fd : {&s.in, &s.out, &s.err})
-    if (*fd) set_nonblocking(fd->get());
-  s.fds.in = s.child_in ? s.child_in.get() : -1;
-  s.fds.out = s.child_out.get();
-  s.fds.err = s.child_err.get();
-  return s;
-}
-
-// The pty master the process sent before it exec'd (it is queued by now).
-Result<void> receive_master(StdioSet& s, WindowSize size) {
-  char byte;
-  struct iovec iov = {&byte, 1};
-  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-  struct msghdr msg = {};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof control;
-  ssize_t n;
-  while ((n = ::recvmsg(s.console_sock.get(), &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT)) < 0 && errno == EINTR) {
-  }
-  struct cmsghdr* cm = n > 0 ? CMSG_FIRSTHDR(&msg) : nullptr;
-  if (!cm || cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS || cm->cmsg_len != CMSG_LEN(sizeof(int)))
-    return fail(make_error("receive the terminal", "", "the process sent none"));
-  int master;
-  std::memcpy(&master, CMSG_DATA(cm), sizeof master);
-  return take_master(s, master, size);
 }
 
 }  // namespace
@@ -298,7 +205,9 @@ void Agent::handle_frame(const AgentFrame& f) {
     return;
   }
   if (phase_ != Phase::serving) {
-    send_error(f.stream, sys_error(ESRCH, frame_type_name(f.type), "the container has exited"));
+    Error e = sys_error(ESRCH, frame_type_name(f.type), "");
+    e.detail = "the container has exited";
+    send_error(f.stream, e);
     return;
   }
   switch (f.type) {
@@ -333,8 +242,16 @@ void Agent::on_create(const AgentFrame& f) {
     }
   }
   const RuntimeSpec& spec = req->spec;
-  if (opts_.pid1 && !spec.hostname.empty() && ::sethostname(spec.hostname.data(), spec.hostname.size()) != 0)
-    kmsg(sys_error("sethostname", spec.hostname).message(), true);
+  if (opts_.pid1) {
+    if (!spec.hostname.empty() && ::sethostname(spec.hostname.data(), spec.hostname.size()) != 0)
+      kmsg(sys_error("sethostname", spec.hostname).message(), true);
+    // A container in a network namespace of its own gets its lo from the
+    // runtime; only one that shares the guest's needs the guest's (and the
+    // ~10 ms under TCG stay out of the boot otherwise).
+    bool own_net = std::any_of(spec.linux.namespaces.begin(), spec.linux.namespaces.end(),
+                               [](const NamespaceSpec& ns) { return ns.type == "network"; });
+    if (!own_net) loopback_up();
+  }
   auto stdio = make_stdio(req->tty, req->interactive, req->size, false);
   if (!stdio) {
     send_error(f.stream, stdio.error());
@@ -528,7 +445,6 @@ void Agent::write_stdin(Proc& p) {
 
 void Agent::finish_exited() {
   auto now = Clock::now();
-  Proc* init = nullptr;
   for (auto it = procs_.begin(); it != procs_.end();) {
     Proc& p = *it->second;
     if (!p.exited || ((p.out || p.err) && now < p.drain_until)) {
@@ -544,17 +460,15 @@ void Agent::finish_exited() {
         if (out_.size() == size_before) break;  // nothing more now
       }
     }
-    if (p.init) {
-      init = &p;
-      ++it;
-      continue;
-    }
-    send(AgentMsg::exit, p.stream, exit_payload(exit_code_from_status(p.status), false));
+    if (p.init) finish_init(p);
+    else send(AgentMsg::exit, p.stream, exit_payload(exit_code_from_status(p.status), false));
     it = procs_.erase(it);
   }
-  if (init) finish_init(*init);
 }
 
+// The container is over: whatever else runs is killed (exec'd processes
+// still get their exit frames as they are reaped), and the agent ends once
+// the host has the frames.
 void Agent::finish_init(Proc& p) {
   int code = exit_code_from_status(p.status);
   bool oom = false;
@@ -566,11 +480,12 @@ void Agent::finish_init(Proc& p) {
   send(AgentMsg::exit, p.stream, exit_payload(code, oom));
   init_exit_code_ = code;
   kill_all();
-  // exec'd processes die with the container; their streams end with the VM.
-  procs_.clear();
-  if (opts_.pid1) ::sync();
-  phase_ = Phase::finishing;
-  phase_deadline_ = Clock::now() + opts_.ack_wait;
+  if (opts_.pid1) ::sync();  // the host may look at the rootfs once it has the exit
+  // A shutdown that killed it is already acknowledged: that phase goes on.
+  if (phase_ == Phase::serving) {
+    phase_ = Phase::finishing;
+    phase_deadline_ = Clock::now() + opts_.ack_wait;
+  }
 }
 
 void Agent::kill_all() {
@@ -619,7 +534,10 @@ bool Agent::step(int max_wait_ms) {
   };
   auto now = Clock::now();
   if (host_retry_ && now >= *host_retry_) host_retry_.reset();
-  if (!host_retry_) add(port_.get(), static_cast<short>(POLLIN | (out_start_ < out_.size() ? POLLOUT : 0)), Kind::port, nullptr);
+  if (!host_retry_) {
+    short events = static_cast<short>(POLLIN | (out_start_ < out_.size() ? POLLOUT : 0));
+    add(port_.get(), events, Kind::port, nullptr);
+  }
   add(sigfd_.get(), POLLIN, Kind::signal, nullptr);
   bool room = out_.size() - out_start_ < kOutHighWater;
   for (auto& [stream, p] : procs_) {
@@ -653,8 +571,10 @@ bool Agent::step(int max_wait_ms) {
 
   now = Clock::now();
   bool flushed = out_start_ == out_.size();
-  if (phase_ == Phase::finishing && ((flushed && host_ack_) || now >= phase_deadline_)) phase_ = Phase::done;
-  if (phase_ == Phase::shutting_down && (flushed || now >= phase_deadline_)) phase_ = Phase::done;
+  // Every process killed at the end still reports its exit first.
+  if ((phase_ == Phase::finishing || phase_ == Phase::shutting_down) && now >= phase_deadline_) phase_ = Phase::done;
+  if (phase_ == Phase::finishing && flushed && host_ack_ && procs_.empty()) phase_ = Phase::done;
+  if (phase_ == Phase::shutting_down && flushed && procs_.empty()) phase_ = Phase::done;
   return phase_ != Phase::done;
 }
 

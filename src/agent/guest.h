@@ -48,8 +48,8 @@ Result<UniqueFd> open_port(std::string_view name, std::chrono::milliseconds wait
 // earlier (failed) create is left as it is.
 Result<void> mount_share(const Share& share);
 
-// Brings up lo in the guest's own network namespace (for containers that
-// share it).
+// Brings up lo in the guest's own network namespace (for a container that
+// shares it).
 void loopback_up();
 
 Result<void> set_clock(int64_t realtime_ns);

@@ -33,7 +33,6 @@ void run() {
   fix_stdio();
   set_kmsg_verbose(kernel_cmdline_has("isola.debug"));
   ::signal(SIGPIPE, SIG_IGN);
-  loopback_up();
 
   int64_t mounted_ms = boottime_ms();
   std::vector<std::string> failed = load_modules(kModuleDir);
@@ -47,7 +46,8 @@ void run() {
   if (!have_filesystem("9p")) {
     // Tell the host why before going: it sees this as the container's error.
     std::string detail = "the kernel has no 9p file system";
-    if (!failed.empty()) detail += " (modules that failed to load: " + failed.front() + (failed.size() > 1 ? ", ..." : "") + ")";
+    if (!failed.empty())
+      detail += " (modules that failed to load: " + failed.front() + (failed.size() > 1 ? ", ..." : "") + ")";
     kmsg(detail, true);
     a.send(AgentMsg::hello, 0, hello_payload(kernel_release(), start_ms, boottime_ms()));
     a.send_error(0, make_error("start agent", "9p", detail));

@@ -39,7 +39,8 @@ Json minimal_spec() {
 
 TEST(AgentRequests, CreateReadsSpecSharesAndTerminal) {
   Json j = {{"spec", minimal_spec()},
-            {"shares", {{{"tag", "rootfs"}, {"path", "/run/isola/rootfs"}}, {{"tag", "v0"}, {"path", "/run/isola/v0"}}}},
+            {"shares",
+             {{{"tag", "rootfs"}, {"path", "/run/isola/rootfs"}}, {{"tag", "v0"}, {"path", "/run/isola/v0"}}}},
             {"interactive", true},
             {"rows", 40},
             {"cols", 120},
@@ -90,7 +91,8 @@ TEST(AgentRequests, CreateRefusesBadPayloads) {
 
 TEST(AgentRequests, ExecReadsTheProcess) {
   auto req = parse_exec_request(
-      R"({"process":{"args":["ps","-ef"],"env":["A=1"],"cwd":"/tmp","terminal":true,"user":{"uid":1000,"gid":100}},"rows":10,"cols":20,"interactive":true})");
+      R"({"process":{"args":["ps","-ef"],"env":["A=1"],"cwd":"/tmp","terminal":true,"user":{"uid":1000,"gid":100}},)"
+      R"("rows":10,"cols":20,"interactive":true})");
   ASSERT_TRUE(req) << req.error().message();
   EXPECT_EQ(req->process.args, (std::vector<std::string>{"ps", "-ef"}));
   EXPECT_EQ(req->process.cwd, "/tmp");
@@ -313,6 +315,7 @@ class Host {
       char buf[65536];
       ssize_t n = ::recv(host_.get(), buf, sizeof buf, MSG_DONTWAIT);
       if (n > 0) reader_.feed(buf, static_cast<size_t>(n));
+      else if (agent_->done()) return std::nullopt;  // and nothing more will come
     }
   }
   // The next frame of `type` on `stream`; stdout and stderr on the way are kept.
@@ -445,7 +448,11 @@ Json container_spec(const std::string& rootfs, std::vector<std::string> args) {
                  {"options", {"newinstance", "ptmxmode=0666", "mode=0620"}}}}},
               {"linux",
                {{"namespaces",
-                 {{{"type", "pid"}}, {{"type", "mount"}}, {{"type", "uts"}}, {{"type", "ipc"}}, {{"type", "network"}}}}}}};
+                 {{{"type", "pid"}},
+                  {{"type", "mount"}},
+                  {{"type", "uts"}},
+                  {{"type", "ipc"}},
+                  {{"type", "network"}}}}}}};
 }
 
 class AgentContainer : public ::testing::Test {
@@ -480,8 +487,12 @@ TEST_F(AgentContainer, RunsExecsSignalsAndReportsExit) {
   EXPECT_EQ(Json::parse(exited->payload)["exit_code"], 7);
   EXPECT_EQ(host.out[2], "to the container\n");
 
-  // exec with a terminal: made inside the container, of the size asked for.
-  host.send(AgentMsg::exec, 3, R"({"process":{"args":["sh","-c","tty; stty size"],"cwd":"/","terminal":true},"rows":33,"cols":99})");
+  // exec with a terminal: made inside the container, of the size asked for
+  // (set once the process runs: a query at its very first instruction could
+  // still see 0x0, as with runc).
+  host.send(AgentMsg::exec, 3,
+            R"({"process":{"args":["sh","-c","tty; sleep 0.3; stty size"],"cwd":"/","terminal":true},)"
+            R"("rows":33,"cols":99})");
   ASSERT_TRUE(host.expect(AgentMsg::started, 3));
   ASSERT_TRUE(host.expect(AgentMsg::exit, 3));
   EXPECT_NE(host.out[3].find("/dev/pts/"), std::string::npos) << host.out[3];
@@ -525,6 +536,24 @@ TEST_F(AgentContainer, InteractiveTerminalInitAndResize) {
   EXPECT_NE(host.out[1].find("50 150"), std::string::npos) << host.out[1];
   host.send(AgentMsg::shutdown, 0);  // the acknowledgement
   for (int i = 0; i < 100 && host.agent().step(20);) ++i;
+  EXPECT_TRUE(host.agent().done());
+}
+
+TEST_F(AgentContainer, ShutdownKillsTheContainerAndReportsItsExit) {
+  Host host;
+  ASSERT_TRUE(host.ok());
+  host.send(AgentMsg::create, 1, Json{{"spec", container_spec(dir_.path(), {"sleep", "100"})}}.dump());
+  ASSERT_TRUE(host.expect(AgentMsg::started, 1));
+  host.send(AgentMsg::exec, 2, R"({"process":{"args":["sleep","100"],"cwd":"/"}})");
+  ASSERT_TRUE(host.expect(AgentMsg::started, 2));
+  host.send(AgentMsg::shutdown, 0);
+  std::map<uint32_t, Json> exits;
+  while (auto f = host.next(std::chrono::seconds(5))) {
+    ASSERT_EQ(f->type, AgentMsg::exit) << f->payload;
+    exits[f->stream] = Json::parse(f->payload);
+  }
+  EXPECT_EQ(exits[1]["exit_code"], 137);
+  EXPECT_EQ(exits[2]["exit_code"], 137);
   EXPECT_TRUE(host.agent().done());
 }
 
