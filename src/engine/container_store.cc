@@ -51,6 +51,7 @@ Json ContainerRecord::to_json() const {
           {"tty", tty},
           {"interactive", interactive},
           {"auto_remove", auto_remove},
+          {"keep_log", keep_log},
           {"stop_signal", stop_signal},
           {"userns_base", userns_base},
           {"labels", labels},
@@ -73,6 +74,7 @@ Result<ContainerRecord> ContainerRecord::from_json(const Json& j) {
   r.tty = j.value("tty", false);
   r.interactive = j.value("interactive", false);
   r.auto_remove = j.value("auto_remove", false);
+  r.keep_log = j.value("keep_log", true);
   r.stop_signal = json_string_or(j, "stop_signal", "SIGTERM");
   r.userns_base = j.value("userns_base", uint32_t{0});
   if (auto it = j.find("labels"); it != j.end() && it->is_object())

@@ -28,6 +28,9 @@ struct ContainerRecord {
   int64_t created_ns = 0;
   Isolation isolation = Isolation::process;
   bool tty = false, interactive = false, auto_remove = false;
+  // The monitor writes the output to container.log (off when the caller,
+  // e.g. an engine behind isola-runtime, keeps its own log).
+  bool keep_log = true;
   std::string stop_signal = "SIGTERM";
   // With --userns=auto: container ids 0..65535 are host ids base..base+65535.
   uint32_t userns_base = 0;

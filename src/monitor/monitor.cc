@@ -411,8 +411,15 @@ Result<pid_t> launch_monitor(const MonitorRequest& req) {
   int p[2];
   if (::pipe2(p, O_CLOEXEC) != 0) return fail(sys_error("pipe"));
   UniqueFd rd(p[0]), wr(p[1]);
+  pid_t parent = ::getpid();
   pid_t first = ::fork();
   if (first < 0) return fail(sys_error("fork"));
+  if (first == 0 && req.child_of_caller) {
+    rd.reset();
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+    if (::getppid() != parent) ::_exit(1);
+    monitor_main(req, wr.release());
+  }
   if (first == 0) {
     rd.reset();
     ::setsid();
@@ -423,7 +430,7 @@ Result<pid_t> launch_monitor(const MonitorRequest& req) {
   }
   wr.reset();
   int status;
-  while (::waitpid(first, &status, 0) < 0 && errno == EINTR) {
+  while (!req.child_of_caller && ::waitpid(first, &status, 0) < 0 && errno == EINTR) {
   }
   auto text = read_fd(rd.get(), "monitor report", 1u << 20);
   if (!text) return fail(text.error());

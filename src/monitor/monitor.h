@@ -20,6 +20,10 @@ struct MonitorRequest {
   // Attached runs: the process execs only once a client has attached, so
   // not a byte of output is missed.
   bool wait_for_attach = false;
+  // The monitor stays a child of the caller and dies with it (SIGKILL), for
+  // a caller that is itself the container's process for someone else (the
+  // VM keeper of isola-runtime). Otherwise it is a daemon of its own.
+  bool child_of_caller = false;
 };
 
 // Starts the monitor and returns its PID once the container process runs

@@ -189,7 +189,8 @@ Result<void> VmMonitor::prepare() {
   config.console_log = store_.console_path(rec_.id);
 
   listen_ = TRY(listen_socket(ContainerStore::socket_path(rec_.id)));
-  log_ = TRY(open_path(store_.log_path(rec_.id), O_WRONLY | O_CREAT | O_APPEND, 0600));
+  log_ = rec_.keep_log ? TRY(open_path(store_.log_path(rec_.id), O_WRONLY | O_CREAT | O_APPEND, 0600))
+                       : TRY(open_path("/dev/null", O_WRONLY));
   sigset_t mask;
   sigemptyset(&mask);
   sigaddset(&mask, SIGCHLD);
@@ -351,7 +352,7 @@ void VmMonitor::on_client_frame(Client& c, const Frame& f) {
       uint32_t stream = next_stream_++;
       c.stream = stream;
       stream_fd_[stream] = c.fd.get();
-      Json exec = {{"process", req->value("process", Json::object())}};
+      Json exec = {{"process", req->value("process", Json::object())}, {"interactive", req->value("stdin", false)}};
       if (req->contains("rows")) exec["rows"] = req->value("rows", 24), exec["cols"] = req->value("cols", 80);
       if (!send(AgentMsg::exec, stream, exec.dump()))
         queue_frame(c, FrameType::error, Json{{"message", "the guest agent is unreachable"}}.dump());

@@ -601,6 +601,16 @@ Result<void> Cgroup::freeze(bool frozen) {
   return {};
 }
 
+Result<bool> Cgroup::frozen() const {
+  Layout layout = load_layout();
+  if (layout.mode == CgroupMode::v2) {
+    auto v = TRY(read_keyed(path_join(path_join(layout.unified, path_), "cgroup.events"), "frozen"));
+    return v && *v == 1u;
+  }
+  std::string dir = TRY(need_dir(layout, "freezer", path_));
+  return TRY(read_value(path_join(dir, "freezer.state"))) != "THAWED";
+}
+
 Result<CgroupStats> Cgroup::stats() const {
   Layout layout = load_layout();
   CgroupStats s;

@@ -45,6 +45,8 @@ class Cgroup {
   Result<void> add_process(pid_t pid);
   Result<void> update(const Resources& resources);
   Result<void> freeze(bool frozen);
+  // True when the group is frozen (or freezing).
+  Result<bool> frozen() const;
   Result<CgroupStats> stats() const;
   // PIDs (as the host sees them) of every process in the group and its subgroups.
   Result<std::vector<pid_t>> pids() const;

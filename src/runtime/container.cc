@@ -19,6 +19,7 @@
 
 #include <fcntl.h>
 #include <grp.h>
+#include <linux/keyctl.h>
 #include <linux/magic.h>
 #include <linux/openat2.h>
 #include <net/if.h>
@@ -46,6 +47,7 @@
 
 #include "common/fs.h"
 #include "common/log.h"
+#include "common/unix_socket.h"
 #include "runtime/cgroup.h"
 #include "runtime/security.h"
 
@@ -212,6 +214,7 @@ struct ProcessPlan {
   std::vector<std::string> candidates;  // the paths execve tries, in order
   bool searched = false;                // args[0] had no '/' and was looked up in PATH
   std::vector<char*> argv, envp;        // into process.args / process.env
+  int start_listener = -1;              // see SpawnOptions
 
   // Call once the plan sits where the child will read it.
   void point_args() {
@@ -936,10 +939,35 @@ void setup_stdio(const Child& c, const ProcessPlan& p, int devnull) {
   for (int i = 0; i < 3; ++i) c.check(::dup2(high[i], i), "dup2 stdio");  // dup2 clears CLOEXEC
 }
 
-void close_other_fds(int keep) {
-  // Only the sync socket (CLOEXEC) survives: nothing of the host leaks in.
-  if (keep > 3) ::close_range(3, static_cast<unsigned>(keep - 1), 0);
-  ::close_range(static_cast<unsigned>(keep + 1), ~0u, 0);
+// Nothing of the host leaks in: every descriptor from 3 up is closed but
+// the sync socket (CLOEXEC), the start listener (CLOEXEC) and the ones the
+// caller asked to preserve.
+void close_other_fds(const ProcessPlan& p, int sync) {
+  std::vector<int> keep = {sync};
+  if (p.start_listener >= 0) keep.push_back(p.start_listener);
+  for (int i = 0; i < p.stdio.preserve_fds; ++i) keep.push_back(3 + i);
+  std::sort(keep.begin(), keep.end());
+  int next = 3;
+  for (int fd : keep) {
+    if (fd > next) ::close_range(static_cast<unsigned>(next), static_cast<unsigned>(fd - 1), 0);
+    next = std::max(next, fd + 1);
+  }
+  ::close_range(static_cast<unsigned>(next), ~0u, 0);
+}
+
+// Waits for `start` to connect to the listener; from then on failures are
+// reported to that connection, and its byte lets the process exec.
+Child accept_start(const Child& c, int listener) {
+  int conn;
+  do {
+    conn = ::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
+  } while (conn < 0 && errno == EINTR);
+  if (conn < 0) c.fail(errno, "wait for start");
+  ::close(listener);
+  ::close(c.sync);
+  Child started{conn};
+  started.wait_for_byte();
+  return started;
 }
 
 // The last steps, shared by the container's init and exec.
@@ -955,14 +983,14 @@ void close_other_fds(int keep) {
 //     spec, so "create" reports those errors.
 //   seccomp last when no_new_privs is on: then it needs no privilege and as
 //     few syscalls as possible run under the filter (only send/recv, execve).
-[[noreturn]] void finish_process(const Child& c, const ProcessPlan& p, bool wait_for_start, int devnull) {
+[[noreturn]] void finish_process(Child c, const ProcessPlan& p, bool wait_for_start, int devnull) {
   const ProcessSpec& proc = p.process;
   setup_stdio(c, p, devnull);
   // A non-root user may not reach cwd through directories only root can
   // search; then it is entered after the switch.
   bool in_cwd = ::chdir(proc.cwd.c_str()) == 0;
   if (!in_cwd && errno != EACCES) c.fail(errno, "chdir to the working directory", proc.cwd);
-  close_other_fds(c.sync);
+  close_other_fds(p, c.sync);
   ::umask(022);
   c.check(apply_rlimits(proc.rlimits));
   const bool nnp = proc.no_new_privileges;
@@ -974,7 +1002,8 @@ void close_other_fds(int keep) {
     Report ready;
     ready.kind = kReady;
     c.check(::send(c.sync, &ready, sizeof ready, MSG_NOSIGNAL), "report ready");
-    c.wait_for_byte();
+    if (p.start_listener >= 0) c = accept_start(c, p.start_listener);
+    else c.wait_for_byte();
   }
   if (p.seccomp && nnp) c.check(apply_seccomp(*p.seccomp));
 
@@ -1020,7 +1049,7 @@ void become_namespace_root(const Child& c) {
   c.check(::setresuid(0, 0, 0), "setresuid", "0 in the user namespace");
 }
 
-[[noreturn]] void container_child(const ContainerPlan& plan, bool wait_for_start, int sync, int parent_end,
+[[noreturn]] void container_child(const ContainerPlan& plan, const SpawnOptions& opts, int sync, int parent_end,
                                   int devnull, const std::vector<OpenedJoin>& joins) {
   ::close(parent_end);
   // First thing: while this is our code, a container process must not be
@@ -1028,13 +1057,15 @@ void become_namespace_root(const Child& c) {
   ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
   // The container lives no longer than its monitor: nobody else could record
   // its exit or serve its stdio. (A parent already gone shows as EOF below.)
-  ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+  if (opts.die_with_parent) ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
   reset_signals();
   Child c{above_stdio(sync)};
   c.wait_for_byte();  // cgroup joined, id maps written
   for (const OpenedJoin& j : joins) c.check(::setns(j.fd, j.type), "join namespace", *j.path);
   if (plan.user_ns || plan.joins_user) become_namespace_root(c);
   if (plan.unshare_flags) c.check(::unshare(plan.unshare_flags), "unshare namespaces");
+  if (opts.new_keyring && ::syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, nullptr) < 0 && errno != ENOSYS)
+    c.fail(errno, "join a new session keyring");
   // After the parent moved us into the container's group, so that group is
   // the root of the container's cgroup view.
   if (plan.cgroup_ns) c.check(::unshare(CLONE_NEWCGROUP), "unshare cgroup namespace");
@@ -1042,7 +1073,7 @@ void become_namespace_root(const Child& c) {
     c.check(::sethostname(plan.hostname.data(), plan.hostname.size()), "sethostname", plan.hostname);
   if (plan.loopback) loopback_up(c);
   setup_rootfs(c, plan);
-  finish_process(c, plan.proc, wait_for_start, devnull);
+  finish_process(c, plan.proc, opts.wait_for_start, devnull);
 }
 
 // Restores the caller's pid namespace for children when it goes out of scope.
@@ -1116,6 +1147,7 @@ Result<std::vector<std::string>> cgroup_procs_files(pid_t pid) {
 Result<Spawned> spawn_container(const RuntimeSpec& spec, const SpawnOptions& opts, const StdioFds& stdio) {
   const std::string what = opts.id.empty() ? spec.root_path : opts.id;
   ContainerPlan plan = TRY(plan_container(spec, stdio));
+  if (opts.wait_for_start) plan.proc.start_listener = opts.start_listener;
   plan.proc.point_args();
   UniqueFd devnull = TRY(open_path("/dev/null", O_RDWR));
   std::vector<UniqueFd> join_fds;
@@ -1149,7 +1181,7 @@ Result<Spawned> spawn_container(const RuntimeSpec& spec, const SpawnOptions& opt
     pid = static_cast<pid_t>(::syscall(SYS_clone, plan.clone_flags | SIGCHLD, 0, 0, 0, 0));
     clone_errno = errno;
     if (pid == 0)
-      container_child(plan, opts.wait_for_start, child_end.get(), parent_end.get(), devnull.get(), joins);
+      container_child(plan, opts, child_end.get(), parent_end.get(), devnull.get(), joins);
   }
   if (pid < 0) return fail(sys_error(clone_errno, "clone", what));
   ChildGuard child(pid);
@@ -1181,6 +1213,39 @@ Result<void> start_container(Spawned& spawned) {
     return fail(outcome.error());
   }
   return {};
+}
+
+Result<void> start_created(const std::string& socket_path, const std::string& what) {
+  UniqueFd sock = TRY(unix_connect(socket_path, SOCK_SEQPACKET, "the created container " + what));
+  TRYV(send_byte(sock.get(), what));
+  if (auto outcome = await_child(sock.get(), what); !outcome) return fail(outcome.error());
+  return {};
+}
+
+Result<void> serve_start(int listener, const std::function<Result<void>()>& run) {
+  int conn;
+  do {
+    conn = ::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
+  } while (conn < 0 && errno == EINTR);
+  if (conn < 0) return fail(sys_error("wait for start"));
+  UniqueFd starter(conn);
+  char b;
+  ssize_t n;
+  do {
+    n = ::recv(conn, &b, 1, 0);
+  } while (n < 0 && errno == EINTR);
+  if (n != 1) return fail(make_error("wait for start", "", "the starter went away"));
+  auto r = run();
+  if (!r) {
+    Report rep;
+    rep.kind = kFailed;
+    rep.err = r.error().err;
+    copy_text(rep.op, sizeof rep.op, r.error().op);
+    copy_text(rep.object, sizeof rep.object, r.error().object);
+    copy_text(rep.detail, sizeof rep.detail, r.error().detail);
+    (void)::send(conn, &rep, sizeof rep, MSG_NOSIGNAL);
+  }
+  return r;
 }
 
 // Design: the exec'd process must be a direct child of the caller (so the

@@ -6,6 +6,7 @@
 
 #include <sys/types.h>
 
+#include <functional>
 #include <string>
 
 #include "common/error.h"
@@ -25,6 +26,9 @@ struct StdioFds {
   // the master over this Unix socket with SCM_RIGHTS, as runc's
   // --console-socket does.
   int console_socket = -1;
+  // Descriptors 3 .. 3+preserve_fds-1 of the caller stay open, as the same
+  // numbers, in the process (runc's --preserve-fds, e.g. for socket activation).
+  int preserve_fds = 0;
 };
 
 struct SpawnOptions {
@@ -32,6 +36,17 @@ struct SpawnOptions {
   // When true, the container process stops right before exec until start()
   // is called (the OCI create/start split).
   bool wait_for_start = false;
+  // With wait_for_start: instead of waiting on the caller (start_container),
+  // the process accepts one connection on this listening SOCK_SEQPACKET
+  // socket, so that another process can start it after the caller is gone
+  // (see start_created). The caller keeps its own copy of the socket.
+  int start_listener = -1;
+  // The process is killed when the caller dies (a monitor owns it). An OCI
+  // runtime's caller exits right after create, so it turns this off.
+  bool die_with_parent = true;
+  // A fresh anonymous session keyring, so the container cannot reach the
+  // caller's keys (runc's default; --no-new-keyring turns it off).
+  bool new_keyring = true;
 };
 
 struct Spawned {
@@ -53,6 +68,18 @@ Result<Spawned> spawn_container(const RuntimeSpec& spec, const SpawnOptions& opt
 // until it has (or has failed to: the exec error, as from spawn_container).
 // On failure the process is killed; the caller still reaps it.
 Result<void> start_container(Spawned& spawned);
+
+// Starts a process that waits on a start listener (SpawnOptions): connects
+// to `socket_path`, lets it exec and reports how that went, as
+// start_container. `what` names the container in errors.
+Result<void> start_created(const std::string& socket_path, const std::string& what);
+
+// The other end of start_created for a process that stands in for a
+// container (isola-runtime's VM keeper): waits for a starter to connect to
+// `listener` and send its byte, calls `run`, and reports its error to the
+// starter (success closes the connection, as an exec does). Returns run's
+// result; an error also when nobody could connect.
+Result<void> serve_start(int listener, const std::function<Result<void>()>& run);
 
 // Runs `process` inside the running container whose init is `init_pid`:
 // joins its namespaces and cgroups and applies the same security settings

@@ -385,6 +385,13 @@ Json linux_json(const LinuxSpec& l) {
 
 }  // namespace
 
+Result<ProcessSpec> process_from_json(const Json& j) {
+  if (!j.is_object()) return fail(make_error("parse process", "", "the document is not a JSON object"));
+  return parse_process(j);
+}
+
+Json process_to_json(const ProcessSpec& p) { return process_json(p); }
+
 Result<RuntimeSpec> RuntimeSpec::from_json(const Json& j) {
   if (!j.is_object()) return fail(make_error("parse runtime spec", "", "the document is not a JSON object"));
   RuntimeSpec spec;

@@ -108,4 +108,8 @@ struct RuntimeSpec {
   Json to_json() const;
 };
 
+// A "process" object alone (the OCI exec --process file).
+Result<ProcessSpec> process_from_json(const Json& j);
+Json process_to_json(const ProcessSpec& p);
+
 }  // namespace isola

@@ -1,5 +1,6 @@
 #include "vm/vm_spec.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "common/fs.h"
@@ -41,10 +42,15 @@ Result<VmPlan> plan_vm(RuntimeSpec& spec, const std::string& etc_dir) {
     bool is_dir = is_directory(m.source);
     std::string dir = is_dir ? m.source : m.source.substr(0, m.source.rfind('/'));
     if (dir.empty()) dir = "/";
-    std::string tag = "v" + std::to_string(volumes++);
     bool ro = false;
     for (const std::string& o : m.options) ro = ro || o == "ro";
-    plan.shares.push_back({tag, dir, "/run/isola/" + tag, ro});
+    // Several files of one directory (an engine's hosts, hostname,
+    // resolv.conf) travel in one share.
+    auto same = std::find_if(plan.shares.begin(), plan.shares.end(), [&](const VmShare& s) {
+      return s.tag.starts_with("v") && s.host_path == dir && s.readonly == ro;
+    });
+    std::string tag = same != plan.shares.end() ? same->tag : "v" + std::to_string(volumes++);
+    if (same == plan.shares.end()) plan.shares.push_back({tag, dir, "/run/isola/" + tag, ro});
     m.source = "/run/isola/" + tag + (is_dir ? "" : m.source.substr(m.source.rfind('/')));
   }
   for (const VmShare& s : plan.shares)

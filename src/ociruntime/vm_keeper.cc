@@ -1,0 +1,280 @@
+#include "ociruntime/vm_keeper.h"
+
+#include <fcntl.h>
+#include <pty.h>
+#include <signal.h>
+#include <sched.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <optional>
+#include <vector>
+
+#include "common/fs.h"
+#include "common/unix_socket.h"
+#include "engine/container_store.h"
+#include "monitor/client.h"
+#include "monitor/monitor.h"
+#include "monitor/session.h"
+#include "monitor/session_client.h"
+#include "runtime/cgroup.h"
+#include "runtime/container.h"
+#include "vm/vm_spec.h"
+
+namespace isola::oci {
+
+namespace {
+
+// Signals an engine sends to stop or poke a container; the keeper passes
+// them on to the guest process (SIGKILL cannot be caught: it kills the
+// keeper, and with it the monitor and the VM).
+constexpr int kForwarded[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGALRM};
+
+// The guest runs its own namespaces and cgroup; paths of the host's mean
+// nothing there.
+Result<void> adapt_spec_for_guest(RuntimeSpec& spec) {
+  for (NamespaceSpec& ns : spec.linux.namespaces) {
+    if (ns.type == "user")
+      return fail(make_error("unsupported runtime spec", "linux.namespaces",
+                             "user namespaces are not supported with VM isolation (the VM is the boundary)"));
+    ns.path.clear();
+  }
+  spec.linux.uid_mappings.clear();
+  spec.linux.gid_mappings.clear();
+  spec.linux.cgroups_path = "container";
+  return {};
+}
+
+// A host terminal standing in for the guest's: its master goes to the
+// engine; the slave stays with the keeper, raw, so the guest's terminal
+// alone echoes and edits lines.
+Result<UniqueFd> make_host_terminal(int console_socket) {
+  int master, slave;
+  if (::openpty(&master, &slave, nullptr, nullptr, nullptr) != 0) return fail(sys_error("openpty"));
+  UniqueFd m(master), s(slave);
+  ::fcntl(master, F_SETFD, FD_CLOEXEC);
+  ::fcntl(slave, F_SETFD, FD_CLOEXEC);
+  termios t;
+  if (::tcgetattr(slave, &t) == 0) {
+    ::cfmakeraw(&t);
+    ::tcsetattr(slave, TCSANOW, &t);
+  }
+  char name[64] = "/dev/pts/?";
+  (void)::ptsname_r(master, name, sizeof name);
+  TRYV(send_fd(console_socket, master, name));
+  return s;
+}
+
+// A forked helper keeps only what it uses: above all not the caller's lock
+// on the container, which would then outlive the caller.
+void close_fds_except(std::vector<int> keep) {
+  std::sort(keep.begin(), keep.end());
+  unsigned next = 3;
+  for (int fd : keep) {
+    if (fd < 3) continue;
+    if (static_cast<unsigned>(fd) > next) ::syscall(SYS_close_range, next, fd - 1, 0);
+    next = std::max(next, static_cast<unsigned>(fd) + 1);
+  }
+  ::syscall(SYS_close_range, next, ~0U, 0);
+}
+
+// A session that relays the engine's descriptors 0-2, or `term` (a host
+// terminal) when the process has one.
+SessionOptions relay_options(std::string op, Json extra, int term) {
+  SessionOptions so;
+  so.op = std::move(op);
+  so.extra = std::move(extra);
+  so.stdin = true;
+  so.tty = term >= 0;
+  if (term >= 0) so.in = so.out = so.err = so.size_fd = term;
+  return so;
+}
+
+// A process that carries a session on: it gives up the engine's pipes when
+// it relays a terminal, and makes the terminal its own so that resizes
+// arrive as SIGWINCH.
+void become_relay(int term) {
+  if (term < 0) return;
+  ::setsid();
+  ::ioctl(term, TIOCSCTTY, 0);
+  int null = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+  for (int fd = 0; fd < 3; ++fd) ::dup2(null, fd);
+}
+
+struct Prepared {
+  std::string monitor_socket;
+  UniqueFd terminal;  // with process.terminal
+};
+
+Result<Prepared> prepare_vm(const KeeperRequest& req) {
+  TRYV(TRY(Cgroup::open(req.cgroup_path)).add_process(::getpid()));
+  if (req.preserve_fds > 0)
+    return fail(make_error("create container", req.id, "--preserve-fds is not supported with VM isolation"));
+  RuntimeSpec spec = req.spec;
+  TRYV(adapt_spec_for_guest(spec));
+  ContainerStore store = TRY(ContainerStore::open(path_join(req.state_dir, "vm")));
+  ContainerRecord rec;
+  rec.isolation = Isolation::vm;
+  rec.command = spec.process.args;
+  rec.tty = spec.process.terminal;
+  rec.interactive = true;
+  rec.keep_log = false;
+  rec.created_ns = now_ns();
+  rec = TRY(store.create(rec));
+  std::string etc = store.etc_dir(rec.id);
+  TRYV(mkdir_p(etc, 0755));
+  VmPlan plan = TRY(plan_vm(spec, etc));
+  TRYV(write_file_atomic(store.vm_path(rec.id), plan.to_json().dump(2) + "\n", 0600));
+  TRYV(write_file_atomic(store.spec_path(rec.id), spec.to_json().dump(2) + "\n", 0600));
+  Prepared p;
+  if (spec.process.terminal) p.terminal = TRY(make_host_terminal(req.console_socket));
+  MonitorRequest mr;
+  mr.root = store.root();
+  mr.id = rec.id;
+  mr.wait_for_attach = true;
+  mr.child_of_caller = true;
+  TRY(launch_monitor(mr));
+  p.monitor_socket = ContainerStore::socket_path(rec.id);
+  return p;
+}
+
+// Waits (briefly) for the monitor to power the VM off and exit.
+void reap_monitor() {
+  for (int i = 0; i < 100; ++i) {
+    pid_t r = ::waitpid(-1, nullptr, WNOHANG);
+    if (r < 0 && errno == ECHILD) return;
+    if (r == 0) ::usleep(50000);
+  }
+}
+
+[[noreturn]] void keeper_main(const KeeperRequest& req, int report_fd, int listener) {
+  ::prctl(PR_SET_NAME, "isola-keeper");
+  close_fds_except({report_fd, listener, req.console_socket});
+  auto prepared = prepare_vm(req);
+  if (!prepared) {
+    (void)write_all(report_fd, error_json(prepared.error()).dump());
+    ::_exit(1);
+  }
+  (void)write_all(report_fd, Json{{"ok", true}, {"socket", prepared->monitor_socket}}.dump());
+  ::close(report_fd);
+  if (req.console_socket >= 0) ::close(req.console_socket);
+  int term = prepared->terminal.get();
+  become_relay(term);
+  // As the init of its pid namespace the keeper only gets the signals it
+  // handles: until the guest process runs, a stop signal ends it.
+  for (int sig : kForwarded) ::signal(sig, [](int s) { ::_exit(128 + s); });
+  const std::string socket = prepared->monitor_socket;
+  std::optional<SessionClient> session;
+  auto started = serve_start(listener, [&]() -> Result<void> {
+    SessionOptions so = relay_options("attach", Json::object(), term);
+    so.signals.assign(std::begin(kForwarded), std::end(kForwarded));
+    so.on_signal = [socket](int sig) { (void)monitor_call(socket, {{"op", "signal"}, {"signal", sig}}, 5000); };
+    session.emplace(TRY(SessionClient::open(socket, std::move(so))));
+    return session->wait_started();
+  });
+  ::close(listener);
+  int code;
+  if (!started) {
+    code = started.error().exit_code ? started.error().exit_code : 125;
+  } else if (auto r = session->run(); r) {
+    code = *r;
+  } else {
+    std::string msg = "isola-runtime: " + r.error().message() + "\n";
+    (void)write_all(2, msg);
+    code = 137;
+  }
+  reap_monitor();
+  ::_exit(code & 0xff);
+}
+
+}  // namespace
+
+Result<Keeper> launch_vm_keeper(const KeeperRequest& req) {
+  UniqueFd listener = TRY(unix_listen(req.start_socket, SOCK_SEQPACKET));
+  int p[2];
+  if (::pipe2(p, O_CLOEXEC) != 0) return fail(sys_error("pipe"));
+  UniqueFd rd(p[0]), wr(p[1]);
+  // Its own pid and mount namespaces, with a /proc of its own: what an
+  // engine reads there (podman top) are the keeper, the monitor and QEMU,
+  // not the host's processes; and when the keeper goes, so do they.
+  pid_t pid = static_cast<pid_t>(::syscall(SYS_clone, CLONE_NEWPID | CLONE_NEWNS | SIGCHLD, 0, 0, 0, 0));
+  if (pid < 0) return fail(sys_error("clone", "VM keeper"));
+  if (pid == 0) {
+    rd.reset();
+    if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0 ||
+        ::mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) != 0) {
+      (void)write_all(wr.get(), error_json(sys_error("mount /proc", "VM keeper")).dump());
+      ::_exit(1);
+    }
+    keeper_main(req, wr.release(), listener.release());
+  }
+  wr.reset();
+  auto text = read_fd(rd.get(), "keeper report", 1u << 20);
+  auto j = text ? parse_json(*text, "keeper report") : std::unexpected(text.error());
+  if (!j || !j->value("ok", false)) {
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, nullptr, 0);
+    ::unlink(req.start_socket.c_str());
+    if (!j) return fail(make_error("create container", req.id, "the VM keeper died before it reported"));
+    return fail(plain_error(json_string_or(*j, "message", "the VM did not start")));
+  }
+  return Keeper{pid, json_string_or(*j, "socket")};
+}
+
+Result<int> exec_in_vm(const VmExec& req, pid_t* relay_pid) {
+  Json process = process_to_json(req.process);
+  UniqueFd term;
+  if (req.process.terminal) {
+    if (req.console_socket < 0)
+      return fail(make_error("exec", "process.terminal", "a terminal was asked for but no --console-socket given"));
+    term = TRY(make_host_terminal(req.console_socket));
+  }
+  const Json extra = {{"process", process}};
+  if (!req.detach) {
+    SessionClient s = TRY(SessionClient::open(req.monitor_socket, relay_options("exec", extra, term.get())));
+    TRYV(s.wait_started());
+    return s.run();
+  }
+  // Detached: the relay reports once the guest process runs, then carries on.
+  int p[2];
+  if (::pipe2(p, O_CLOEXEC) != 0) return fail(sys_error("pipe"));
+  UniqueFd rd(p[0]), wr(p[1]);
+  pid_t pid = ::fork();
+  if (pid < 0) return fail(sys_error("fork"));
+  if (pid == 0) {
+    rd.reset();
+    ::prctl(PR_SET_NAME, "isola-exec");
+    close_fds_except({wr.get(), term.get()});
+    become_relay(term.get());
+    auto s = SessionClient::open(req.monitor_socket, relay_options("exec", extra, term.get()));
+    auto started = s ? s->wait_started() : std::unexpected(s.error());
+    if (!started) {
+      (void)write_all(wr.get(), error_json(started.error()).dump());
+      ::_exit(started.error().exit_code ? started.error().exit_code : 125);
+    }
+    (void)write_all(wr.get(), Json{{"ok", true}}.dump());
+    wr.reset();
+    auto code = s->run();
+    ::_exit(code ? (*code & 0xff) : 137);
+  }
+  wr.reset();
+  auto text = read_fd(rd.get(), "exec report", 1u << 20);
+  auto j = text ? parse_json(*text, "exec report") : std::unexpected(text.error());
+  if (!j || !j->value("ok", false)) {
+    ::waitpid(pid, nullptr, 0);
+    Error e = plain_error(j ? json_string_or(*j, "message", "exec failed") : "the exec relay died");
+    if (j) e.exit_code = j->value("exit_code", 0);
+    return fail(e);
+  }
+  *relay_pid = pid;
+  return 0;
+}
+
+}  // namespace isola::oci

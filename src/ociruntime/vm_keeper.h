@@ -1,0 +1,52 @@
+// VM isolation behind the OCI runtime command line. An engine expects the
+// container's process to be a host process it can wait for, signal and
+// read the exit status of. With VM isolation that process lives in the
+// guest, so a *keeper* stands in for it on the host: a child of `create`
+// (the engine's shim reaps it) that boots the VM through an isola monitor
+// (its own child, which dies with it, as QEMU dies with the monitor), holds
+// the container's stdio or terminal, starts the guest process when `start`
+// connects to start.sock, relays stdio, forwards signals, and exits with
+// the guest process's exit status.
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+
+#include "common/error.h"
+#include "spec/spec.h"
+
+namespace isola::oci {
+
+struct KeeperRequest {
+  std::string id;
+  std::string state_dir;     // the container's directory in the runtime root
+  std::string start_socket;  // what `start` connects to
+  std::string cgroup_path;   // the keeper joins it first; the monitor and QEMU follow
+  RuntimeSpec spec;          // as the engine wrote it, host paths
+  int console_socket = -1;   // with process.terminal: where the pty master goes
+  int preserve_fds = 0;
+};
+
+struct Keeper {
+  pid_t pid = -1;
+  std::string monitor_socket;  // the isola monitor's control socket (exec, signals)
+};
+
+// Starts the keeper and returns once the guest is up and waits to be
+// started, or with the error that stopped it (nothing left behind).
+Result<Keeper> launch_vm_keeper(const KeeperRequest& req);
+
+// Runs `process` in the guest of a VM container, relaying `stdio` (or a new
+// host terminal sent to `console_socket`). With `detach`, a relay process
+// (a child of the caller, which the engine then reaps) carries the session
+// and its PID is returned; otherwise the exit code.
+struct VmExec {
+  std::string monitor_socket;
+  ProcessSpec process;
+  int console_socket = -1;
+  bool detach = false;
+};
+Result<int> exec_in_vm(const VmExec& req, pid_t* relay_pid);
+
+}  // namespace isola::oci
