@@ -42,15 +42,22 @@ struct Created {
   pid_t pid = -1;
 };
 
-// Undoes a create that failed half-way.
+// What a container holds on the host once its processes are gone: the
+// cgroup, the VM's run directory, the state directory.
+Result<void> release(const StateRoot& root, const ContainerInfo& info) {
+  if (!info.cgroup_path.empty())
+    if (auto cg = Cgroup::open(info.cgroup_path)) TRYV(cg->destroy());
+  if (!info.keeper_socket.empty()) (void)remove_tree(info.keeper_socket.substr(0, info.keeper_socket.rfind('/')));
+  return root.remove(info.id);
+}
+
+// Undoes a create that failed half-way, or a finished `run`.
 void abandon(const StateRoot& root, const ContainerInfo& info) {
   if (info.pid > 0) {
     ::kill(info.pid, SIGKILL);
     ::waitpid(info.pid, nullptr, 0);
   }
-  if (!info.cgroup_path.empty())
-    if (auto cg = Cgroup::open(info.cgroup_path)) (void)cg->destroy();
-  (void)root.remove(info.id);
+  (void)release(root, info);
 }
 
 Result<void> create_in(const StateRoot& root, const Context& ctx, const ParsedArgs& p, ContainerInfo& info,
@@ -101,8 +108,8 @@ Result<void> create_in(const StateRoot& root, const Context& ctx, const ParsedAr
 
 Result<ContainerInfo> create(const Context& ctx, const ParsedArgs& p, const std::string& id) {
   StateRoot root = TRY(StateRoot::open(ctx.root));
-  FileLock lock = TRY(root.lock(id));
   TRYV(root.add(id));
+  UniqueFd lock = TRY(root.lock(id));
   ContainerInfo info;
   info.id = id;
   if (auto r = create_in(root, ctx, p, info, id); !r) {
@@ -153,7 +160,7 @@ Result<int> cmd_start(const Context& ctx, const Args& args, size_t begin) {
   ParsedArgs p = TRY(parse_flags(args, begin, {}, false));
   std::string id = TRY(one_id(p, "start"));
   StateRoot root = TRY(StateRoot::open(ctx.root));
-  FileLock lock = TRY(root.lock(id));
+  UniqueFd lock = TRY(root.lock(id));
   ContainerInfo info = TRY(root.load(id));
   TRYV(start(root, info));
   return 0;
@@ -231,7 +238,7 @@ Result<int> cmd_delete(const Context& ctx, const Args& args, size_t begin) {
   ParsedArgs p = TRY(parse_flags(args, begin, {{{"force", "f"}, false}}, false));
   std::string id = TRY(one_id(p, "delete"));
   StateRoot root = TRY(StateRoot::open(ctx.root));
-  FileLock lock = TRY(root.lock(id));
+  UniqueFd lock = TRY(root.lock(id));
   ContainerInfo info = TRY(root.load(id));
   std::string status = load_status(root, info);
   if ((status == "running" || status == "paused") && !p.has("force"))
@@ -244,13 +251,9 @@ Result<int> cmd_delete(const Context& ctx, const Args& args, size_t begin) {
     if (!wait_gone(info, root.start_socket(id), 10000))
       return fail(make_error("delete container", id, "its process did not die"));
   }
-  if (!info.cgroup_path.empty()) {
-    if (auto cg = Cgroup::open(info.cgroup_path)) TRYV(cg->destroy());
-  }
-  if (!info.keeper_socket.empty()) (void)remove_tree(info.keeper_socket.substr(0, info.keeper_socket.rfind('/')));
   Json state = oci_state(info, "stopped");
   auto text = read_file(root.spec_path(id));
-  TRYV(root.remove(id));
+  TRYV(release(root, info));
   if (text)
     if (auto j = parse_json(*text, "config.json"))
       if (auto hooks = parse_hooks(*j)) (void)run_hooks(hooks->poststop, state, "poststop");
@@ -261,7 +264,7 @@ Result<int> cmd_pause(const Context& ctx, const Args& args, size_t begin, bool p
   ParsedArgs p = TRY(parse_flags(args, begin, {}, false));
   std::string id = TRY(one_id(p, paused ? "pause" : "resume"));
   StateRoot root = TRY(StateRoot::open(ctx.root));
-  FileLock lock = TRY(root.lock(id));
+  UniqueFd lock = TRY(root.lock(id));
   ContainerInfo info = TRY(root.load(id));
   std::string status = load_status(root, info);
   if (paused && status != "running") return fail(make_error("pause container", id, "it is " + status));
@@ -306,7 +309,7 @@ Result<int> cmd_update(const Context& ctx, const Args& args, size_t begin) {
                                  false));
   std::string id = TRY(one_id(p, "update"));
   StateRoot root = TRY(StateRoot::open(ctx.root));
-  FileLock lock = TRY(root.lock(id));
+  UniqueFd lock = TRY(root.lock(id));
   ContainerInfo info = TRY(root.load(id));
   if (info.backend == Backend::vm)
     return fail(make_error("update container", id, "changing the resources of a running VM is not supported"));

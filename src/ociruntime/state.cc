@@ -1,6 +1,8 @@
 #include "ociruntime/state.h"
 
 #include <signal.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -88,9 +90,20 @@ Result<StateRoot> StateRoot::open(const std::string& root) {
   return StateRoot(root);
 }
 
-Result<FileLock> StateRoot::lock(const std::string& id) const {
+Result<UniqueFd> StateRoot::lock(const std::string& id) const {
   TRYV(check_id(id));
-  return FileLock::acquire(path_join(root_, "." + id + ".lock"), FileLock::Mode::exclusive);
+  int fd = ::open(dir(id).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) return fail(make_error("container", id, "does not exist"));
+    return fail(sys_error("open", dir(id)));
+  }
+  UniqueFd owner(fd);
+  int rc;
+  do {
+    rc = ::flock(fd, LOCK_EX);
+  } while (rc != 0 && errno == EINTR);
+  if (rc != 0) return fail(sys_error("lock", dir(id)));
+  return owner;
 }
 
 Result<void> StateRoot::add(const std::string& id) const {
@@ -118,9 +131,7 @@ Result<void> StateRoot::save(const ContainerInfo& info) const {
 
 Result<void> StateRoot::remove(const std::string& id) const {
   TRYV(check_id(id));
-  TRYV(remove_tree(dir(id)));
-  ::unlink(path_join(root_, "." + id + ".lock").c_str());
-  return {};
+  return remove_tree(dir(id));
 }
 
 Result<std::vector<std::string>> StateRoot::list() const {

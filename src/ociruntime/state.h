@@ -14,6 +14,7 @@
 #include "common/error.h"
 #include "common/fs.h"
 #include "common/json.h"
+#include "common/unique_fd.h"
 
 namespace isola::oci {
 
@@ -51,8 +52,10 @@ class StateRoot {
   std::string spec_path(const std::string& id) const { return path_join(dir(id), "config.json"); }
   std::string start_socket(const std::string& id) const { return path_join(dir(id), "start.sock"); }
 
-  // Serialises commands on one container (create/start/kill/delete).
-  Result<FileLock> lock(const std::string& id) const;
+  // Serialises commands on one container (start/delete/pause/update): an
+  // exclusive flock on its directory, held while the result lives. A
+  // container that does not exist is an error ("... does not exist").
+  Result<UniqueFd> lock(const std::string& id) const;
   // Makes the directory of a new container; fails if the ID is in use.
   Result<void> add(const std::string& id) const;
   Result<ContainerInfo> load(const std::string& id) const;

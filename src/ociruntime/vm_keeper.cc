@@ -8,6 +8,7 @@
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <termios.h>
@@ -72,6 +73,45 @@ Result<UniqueFd> make_host_terminal(int console_socket) {
   return s;
 }
 
+// As runc does, a command that cannot be found fails create rather than
+// start (engines answer 127 then). The guest sees the rootfs share as it
+// is here, so look there; a path under a mount could come from the mount,
+// and is left to the guest.
+Result<void> check_command(const RuntimeSpec& spec) {
+  const std::string& cmd = spec.process.args[0];
+  std::vector<std::string> candidates;
+  bool searched = cmd.find('/') == std::string::npos;
+  if (!searched) {
+    if (cmd[0] != '/') return {};
+    candidates.push_back(cmd);
+  } else {
+    std::string path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+    for (const std::string& e : spec.process.env)
+      if (e.starts_with("PATH=")) path = e.substr(5);
+    size_t start = 0;
+    for (;;) {
+      size_t end = path.find(':', start);
+      std::string dir = path.substr(start, end == std::string::npos ? std::string::npos : end - start);
+      if (dir.empty() || dir[0] != '/') return {};
+      candidates.push_back(path_join(dir, cmd));
+      if (end == std::string::npos) break;
+      start = end + 1;
+    }
+  }
+  UniqueFd root = TRY(open_dir(spec.root_path));
+  for (const std::string& c : candidates) {
+    for (const MountSpec& m : spec.mounts)
+      if (c.starts_with(m.destination + "/")) return {};
+    auto fd = open_in_root(root.get(), c.substr(1), O_PATH);
+    struct stat st;
+    if (fd && ::fstat(fd->get(), &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 0111)) return {};
+  }
+  Error e = sys_error(ENOENT, "exec", cmd);
+  if (searched) e.detail = "executable file not found in $PATH";
+  e.exit_code = 127;
+  return fail(e);
+}
+
 // A forked helper keeps only what it uses: above all not the caller's lock
 // on the container, which would then outlive the caller.
 void close_fds_except(std::vector<int> keep) {
@@ -118,6 +158,7 @@ Result<Prepared> prepare_vm(const KeeperRequest& req) {
   if (req.preserve_fds > 0)
     return fail(make_error("create container", req.id, "--preserve-fds is not supported with VM isolation"));
   RuntimeSpec spec = req.spec;
+  TRYV(check_command(spec));
   TRYV(adapt_spec_for_guest(spec));
   ContainerStore store = TRY(ContainerStore::open(path_join(req.state_dir, "vm")));
   ContainerRecord rec;
@@ -140,7 +181,10 @@ Result<Prepared> prepare_vm(const KeeperRequest& req) {
   mr.id = rec.id;
   mr.wait_for_attach = true;
   mr.child_of_caller = true;
-  TRY(launch_monitor(mr));
+  if (auto launched = launch_monitor(mr); !launched) {
+    (void)remove_tree(ContainerStore::run_dir(rec.id));
+    return fail(launched.error());
+  }
   p.monitor_socket = ContainerStore::socket_path(rec.id);
   return p;
 }

@@ -983,6 +983,24 @@ Child accept_start(const Child& c, int listener) {
 //     spec, so "create" reports those errors.
 //   seccomp last when no_new_privs is on: then it needs no privilege and as
 //     few syscalls as possible run under the filter (only send/recv, execve).
+// 0 when execve would find an executable among the candidates, as the
+// process's user; the errno it would fail with otherwise.
+int lookup_executable(const ProcessPlan& p) {
+  int err = ENOENT;
+  for (const std::string& path : p.candidates) {
+    if (::faccessat(AT_FDCWD, path.c_str(), X_OK, AT_EACCESS) == 0) {
+      struct stat st;
+      if (::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode)) return 0;
+      err = EACCES;
+      continue;
+    }
+    if (errno == EACCES) err = EACCES;
+    else if (errno != ENOENT && errno != ENOTDIR) return errno;
+    if (!p.searched) return errno;
+  }
+  return err;
+}
+
 [[noreturn]] void finish_process(Child c, const ProcessPlan& p, bool wait_for_start, int devnull) {
   const ProcessSpec& proc = p.process;
   setup_stdio(c, p, devnull);
@@ -999,6 +1017,9 @@ Child accept_start(const Child& c, int listener) {
   if (nnp) c.check(set_no_new_privileges());
   if (!in_cwd) c.check(::chdir(proc.cwd.c_str()), "chdir to the working directory", proc.cwd);
   if (wait_for_start) {
+    // As runc does: a command that cannot be found fails create, not start.
+    if (int err = lookup_executable(p); err != 0)
+      c.fail(err, "exec", proc.args[0], p.searched && err == ENOENT ? "executable file not found in $PATH" : "");
     Report ready;
     ready.kind = kReady;
     c.check(::send(c.sync, &ready, sizeof ready, MSG_NOSIGNAL), "report ready");
