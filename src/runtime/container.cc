@@ -983,22 +983,19 @@ Child accept_start(const Child& c, int listener) {
 //     spec, so "create" reports those errors.
 //   seccomp last when no_new_privs is on: then it needs no privilege and as
 //     few syscalls as possible run under the filter (only send/recv, execve).
-// 0 when execve would find an executable among the candidates, as the
-// process's user; the errno it would fail with otherwise.
+// 0 when one of the candidates is an executable file (any x bit: stat is
+// the one call every seccomp profile allows); ENOENT otherwise. Finer
+// reasons (EACCES, ENOEXEC) are left to execve.
 int lookup_executable(const ProcessPlan& p) {
-  int err = ENOENT;
   for (const std::string& path : p.candidates) {
-    if (::faccessat(AT_FDCWD, path.c_str(), X_OK, AT_EACCESS) == 0) {
-      struct stat st;
-      if (::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode)) return 0;
-      err = EACCES;
-      continue;
+    struct stat st;
+    if (::stat(path.c_str(), &st) == 0) {
+      if (!S_ISREG(st.st_mode) || (st.st_mode & 0111)) return 0;
+    } else if (errno != ENOENT && errno != ENOTDIR) {
+      return 0;
     }
-    if (errno == EACCES) err = EACCES;
-    else if (errno != ENOENT && errno != ENOTDIR) return errno;
-    if (!p.searched) return errno;
   }
-  return err;
+  return ENOENT;
 }
 
 [[noreturn]] void finish_process(Child c, const ProcessPlan& p, bool wait_for_start, int devnull) {
