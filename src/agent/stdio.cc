@@ -10,6 +10,8 @@
 #include <cstring>
 #include <utility>
 
+#include "common/unix_socket.h"
+
 namespace isola::agent {
 
 namespace {
@@ -81,23 +83,9 @@ Result<StdioSet> make_stdio(bool tty, bool interactive, WindowSize size, bool in
 // exec_in_container returns once the process exec'd, so the master is
 // already queued: nothing here waits.
 Result<void> receive_master(StdioSet& s, WindowSize size) {
-  char byte;
-  struct iovec iov = {&byte, 1};
-  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-  struct msghdr msg = {};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof control;
-  ssize_t n;
-  while ((n = ::recvmsg(s.console_sock.get(), &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT)) < 0 && errno == EINTR) {
-  }
-  struct cmsghdr* cm = n > 0 ? CMSG_FIRSTHDR(&msg) : nullptr;
-  if (!cm || cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS || cm->cmsg_len != CMSG_LEN(sizeof(int)))
-    return fail(make_error("receive the terminal", "", "the process sent none"));
-  int master;
-  std::memcpy(&master, CMSG_DATA(cm), sizeof master);
-  return take_master(s, master, size);
+  auto master = recv_fd(s.console_sock.get(), MSG_DONTWAIT);
+  if (!master) return fail(make_error("receive the terminal", "", "the process sent none"));
+  return take_master(s, master->release(), size);
 }
 
 }  // namespace isola::agent

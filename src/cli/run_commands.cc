@@ -15,6 +15,7 @@
 
 #include "cli/commands.h"
 #include "cli/terminal.h"
+#include "common/unix_socket.h"
 #include "engine/engine.h"
 #include "engine/spec_builder.h"
 #include "runtime/container.h"
@@ -249,28 +250,6 @@ int relay_pty(int master, pid_t pid, bool interactive) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
-// Receives one descriptor sent with SCM_RIGHTS.
-Result<UniqueFd> receive_fd(int sock) {
-  char byte;
-  struct iovec iov = {&byte, 1};
-  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-  struct msghdr msg = {};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof control;
-  ssize_t n;
-  while ((n = ::recvmsg(sock, &msg, MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR) {
-  }
-  if (n <= 0) return fail(make_error("receive the terminal", "", "the process sent none"));
-  struct cmsghdr* cm = CMSG_FIRSTHDR(&msg);
-  if (!cm || cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS || cm->cmsg_len != CMSG_LEN(sizeof(int)))
-    return fail(make_error("receive the terminal", "", "malformed message"));
-  int fd;
-  std::memcpy(&fd, CMSG_DATA(cm), sizeof fd);
-  return UniqueFd(fd);
-}
-
 // exec in a VM: the guest agent runs the process; the monitor relays it.
 int exec_in_vm(Engine& engine, const ContainerRecord& rec, const RuntimeSpec& spec, const ExecArgs& a) {
   if (!a.user.empty() && a.user.find_first_not_of("0123456789:") != std::string::npos)
@@ -362,7 +341,7 @@ int cmd_exec(const Globals& g, ExecArgs& a) {
   if (a.detach) return 0;
   if (console_ours) {
     console_theirs.reset();
-    auto m = receive_fd(console_ours.get());
+    auto m = recv_fd(console_ours.get());
     if (!m) {
       report(m.error());
       ::kill(*pid, SIGKILL);

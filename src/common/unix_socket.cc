@@ -82,7 +82,7 @@ Result<void> send_fd(int sock, int fd, std::string_view data) {
   return {};
 }
 
-Result<UniqueFd> recv_fd(int sock) {
+Result<UniqueFd> recv_fd(int sock, int flags) {
   char buf[4096];
   struct iovec iov = {buf, sizeof buf};
   alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
@@ -93,9 +93,10 @@ Result<UniqueFd> recv_fd(int sock) {
   msg.msg_controllen = sizeof control;
   ssize_t n;
   do {
-    n = ::recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+    n = ::recvmsg(sock, &msg, MSG_CMSG_CLOEXEC | flags);
   } while (n < 0 && errno == EINTR);
   if (n < 0) return fail(sys_error("receive a descriptor"));
+  if (n == 0) return fail(make_error("receive a descriptor", "", "the sender closed the socket"));
   struct cmsghdr* cm = CMSG_FIRSTHDR(&msg);
   if (!cm || cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS || cm->cmsg_len != CMSG_LEN(sizeof(int)) ||
       (msg.msg_flags & MSG_CTRUNC))

@@ -20,7 +20,8 @@ Result<UniqueFd> unix_connect(const std::string& path, int type, const std::stri
 // Sends `fd` over the Unix socket `sock` with SCM_RIGHTS, with `data` (at
 // least one byte is sent) as the message, as runc sends a console.
 Result<void> send_fd(int sock, int fd, std::string_view data);
-// Receives one descriptor sent with SCM_RIGHTS; anything else is an error.
-Result<UniqueFd> recv_fd(int sock);
+// Receives one descriptor sent with SCM_RIGHTS (close-on-exec); anything
+// else is an error. `flags` as for recvmsg (MSG_DONTWAIT).
+Result<UniqueFd> recv_fd(int sock, int flags = 0);
 
 }  // namespace isola

@@ -313,6 +313,8 @@ Result<RuntimeSpec> build_spec(const RunOptions& opts, const SpecInputs& in) {
     spec.linux.resources.cpu_quota = static_cast<int64_t>(*opts.cpus * 100000.0);
   }
   if (opts.pids_limit) spec.linux.resources.pids_limit = *opts.pids_limit;
+  // Every device may be used with --privileged; otherwise the defaults only.
+  if (opts.privileged) spec.linux.resources.devices.push_back(DeviceRule{true, 'a', {}, {}, "rwm"});
 
   if (!opts.privileged) {
     spec.linux.masked_paths = {"/proc/asound",        "/proc/acpi",          "/proc/kcore",

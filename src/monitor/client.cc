@@ -7,21 +7,13 @@
 
 #include <cstring>
 
+#include "common/unix_socket.h"
 #include "monitor/protocol.h"
 
 namespace isola {
 
 Result<UniqueFd> connect_monitor(const std::string& path) {
-  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return fail(sys_error("socket", path));
-  UniqueFd sock(fd);
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (path.size() >= sizeof addr.sun_path) return fail(make_error("connect", path, "path too long"));
-  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
-    return fail(sys_error("connect to the container's monitor", path));
-  return sock;
+  return unix_connect(path, SOCK_STREAM, "the container's monitor");
 }
 
 Result<Json> monitor_call(const std::string& path, const Json& request, int timeout_ms) {

@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "common/fs.h"
+#include "common/unix_socket.h"
 #include "engine/container_store.h"
 
 namespace isola {
@@ -33,18 +34,7 @@ Json error_json(const Error& e) {
 
 Result<UniqueFd> listen_socket(const std::string& path) {
   TRYV(mkdir_p(path.substr(0, path.rfind('/')), 0700));
-  ::unlink(path.c_str());
-  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  if (fd < 0) return fail(sys_error("socket", path));
-  UniqueFd sock(fd);
-  struct sockaddr_un addr {};
-  addr.sun_family = AF_UNIX;
-  if (path.size() >= sizeof addr.sun_path) return fail(make_error("bind", path, "path too long"));
-  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) return fail(sys_error("bind", path));
-  ::chmod(path.c_str(), 0600);
-  if (::listen(fd, 16) != 0) return fail(sys_error("listen", path));
-  return sock;
+  return unix_listen(path, SOCK_STREAM | SOCK_NONBLOCK);
 }
 
 void flush_client(Client& c) {

@@ -19,6 +19,7 @@
 
 #include "common/fs.h"
 #include "common/log.h"
+#include "common/unix_socket.h"
 #include "monitor/monitor.h"
 #include "monitor/session.h"
 #include "vm/agent_protocol.h"
@@ -59,18 +60,6 @@ void drop_worker_privileges() {
     if (::prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 && errno == EINVAL) break;  // past the last one
   }
   ::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
-}
-
-Result<UniqueFd> connect_unix(const std::string& path) {
-  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return fail(sys_error("socket", path));
-  UniqueFd sock(fd);
-  struct sockaddr_un addr {};
-  addr.sun_family = AF_UNIX;
-  if (path.size() >= sizeof addr.sun_path) return fail(make_error("connect", path, "path too long"));
-  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) return fail(sys_error("connect", path));
-  return sock;
 }
 
 class VmMonitor {
@@ -203,7 +192,7 @@ Result<void> VmMonitor::prepare() {
   TRYV(start_qemu(config));
   // QEMU creates the channel's socket as it starts.
   for (int i = 0; i < 500 && !agent_; ++i) {
-    auto fd = connect_unix(config.agent_socket);
+    auto fd = unix_connect(config.agent_socket, SOCK_STREAM, "the VM's agent channel");
     if (fd) agent_ = std::move(*fd);
     else ::usleep(10000);
     int status;

@@ -504,6 +504,29 @@ Result<bool> wait_until(F check, std::chrono::milliseconds timeout) {
 
 CgroupMode detect_cgroup_mode() { return load_layout().mode; }
 
+// Device access, v1 devices controller (docker's default): no device may be
+// read or written but the nodes a container gets (null, zero, full, random,
+// urandom, tty, console, ptmx, the pts); creating nodes is allowed, as a
+// node without access is useless. The spec's rules come first, in order.
+Result<void> apply_device_rules(const std::string& dir, const std::vector<DeviceRule>& rules) {
+  auto number = [](const std::optional<int64_t>& n) { return n && *n >= 0 ? std::to_string(*n) : std::string("*"); };
+  auto write_rule = [&](bool allow, char type, const std::string& numbers, const std::string& access) {
+    std::string rule = std::string(1, type) + (type == 'a' ? "" : " " + numbers + " " + access);
+    return write_value(path_join(dir, allow ? "devices.allow" : "devices.deny"), rule);
+  };
+  TRYV(write_rule(false, 'a', "", ""));
+  for (const DeviceRule& r : rules) {
+    // "a" with all access is the whole list: deny-all is done, allow-all is --privileged.
+    if (r.type == 'a' && !r.allow) continue;
+    TRYV(write_rule(r.allow, r.type, number(r.major) + ":" + number(r.minor), r.access));
+  }
+  static const char* const kDefaults[] = {"c *:* m", "b *:* m",  "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm",
+                                          "c 1:8 rwm", "c 1:9 rwm", "c 5:0 rwm", "c 5:1 rwm", "c 5:2 rwm",
+                                          "c 136:* rwm"};
+  for (const char* rule : kDefaults) TRYV(write_value(path_join(dir, "devices.allow"), rule));
+  return {};
+}
+
 Result<Cgroup> Cgroup::create(const std::string& path, const Resources& resources) {
   auto comps = TRY(split_path(path));
   Layout layout = load_layout();
@@ -531,6 +554,12 @@ Result<Cgroup> Cgroup::create(const std::string& path, const Resources& resource
   if (cg.dirs_.empty())
     return fail(make_error("create cgroup", cg.path_, "no cgroup hierarchy is mounted (see /proc/self/mountinfo)"));
   if (auto r = cg.update(resources); !r) return undo(std::move(r.error()));
+  if (layout.mode != CgroupMode::v2 && !layout.mount_of("devices").empty()) {
+    std::string dir = path_join(layout.mount_of("devices"), cg.path_);
+    if (!is_directory(dir))
+      return undo(make_error("restrict device access", dir, "the devices cgroup could not be created"));
+    if (auto r = apply_device_rules(dir, resources.devices); !r) return undo(std::move(r.error()));
+  }
   return cg;
 }
 

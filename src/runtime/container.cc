@@ -900,20 +900,7 @@ int make_console(const Child& c, int sock) {
   c.check(::ioctl(master, TIOCSPTLCK, &unlock), "unlock the pty");
   int slave = ::ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
   c.check(slave, "open the pty slave");
-  char byte = 0;
-  struct iovec iov = {&byte, 1};
-  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-  struct msghdr msg = {};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof control;
-  struct cmsghdr* cm = CMSG_FIRSTHDR(&msg);
-  cm->cmsg_level = SOL_SOCKET;
-  cm->cmsg_type = SCM_RIGHTS;
-  cm->cmsg_len = CMSG_LEN(sizeof(int));
-  std::memcpy(CMSG_DATA(cm), &master, sizeof(int));
-  c.check(::sendmsg(sock, &msg, MSG_NOSIGNAL), "send the console");
+  c.check(send_fd(sock, master, ""));
   ::close(master);
   ::close(sock);
   return slave;
@@ -984,18 +971,21 @@ Child accept_start(const Child& c, int listener) {
 //   seccomp last when no_new_privs is on: then it needs no privilege and as
 //     few syscalls as possible run under the filter (only send/recv, execve).
 // 0 when one of the candidates is an executable file (any x bit: stat is
-// the one call every seccomp profile allows); ENOENT otherwise. Finer
-// reasons (EACCES, ENOEXEC) are left to execve.
+// the one call every seccomp profile allows); else EACCES when one exists
+// but is not executable, ENOENT when none exists. Finer reasons (ENOEXEC,
+// a user without the x bit) are left to execve.
 int lookup_executable(const ProcessPlan& p) {
+  int err = ENOENT;
   for (const std::string& path : p.candidates) {
     struct stat st;
     if (::stat(path.c_str(), &st) == 0) {
-      if (!S_ISREG(st.st_mode) || (st.st_mode & 0111)) return 0;
+      if (S_ISREG(st.st_mode) && (st.st_mode & 0111)) return 0;
+      err = EACCES;
     } else if (errno != ENOENT && errno != ENOTDIR) {
       return 0;
     }
   }
-  return ENOENT;
+  return err;
 }
 
 [[noreturn]] void finish_process(Child c, const ProcessPlan& p, bool wait_for_start, int devnull) {

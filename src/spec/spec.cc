@@ -213,6 +213,25 @@ Result<Resources> parse_resources(const Json& j) {
   }
   if (const Json* pids = TRY(object_field(j, "pids", "linux.resources.pids")))
     TRYV(read_int(*pids, "limit", "linux.resources.pids.limit", r.pids_limit));
+  if (const Json* devs = TRY(array_field(j, "devices", "linux.resources.devices"))) {
+    for (size_t i = 0; i < devs->size(); ++i) {
+      const Json& d = (*devs)[i];
+      std::string f = item("linux.resources.devices", i);
+      if (!d.is_object()) return fail(field_error(f, "an object"));
+      DeviceRule rule;
+      TRYV(read_bool(d, "allow", f + ".allow", rule.allow));
+      std::string type = "a";
+      TRYV(read_string(d, "type", f + ".type", type));
+      if (type != "a" && type != "c" && type != "b") return fail(field_error(f + ".type", "a, c or b"));
+      rule.type = type[0];
+      TRYV(read_int(d, "major", f + ".major", rule.major));
+      TRYV(read_int(d, "minor", f + ".minor", rule.minor));
+      TRYV(read_string(d, "access", f + ".access", rule.access));
+      if (rule.access.empty() || rule.access.find_first_not_of("rwm") != std::string::npos)
+        return fail(field_error(f + ".access", "letters from rwm"));
+      r.devices.push_back(std::move(rule));
+    }
+  }
   return r;
 }
 
@@ -339,6 +358,16 @@ Json resources_json(const Resources& r) {
   if (r.cpu_period) cpu["period"] = *r.cpu_period;
   if (!cpu.empty()) j["cpu"] = std::move(cpu);
   if (r.pids_limit) j["pids"] = {{"limit", *r.pids_limit}};
+  if (!r.devices.empty()) {
+    Json devs = Json::array();
+    for (const DeviceRule& d : r.devices) {
+      Json dj = {{"allow", d.allow}, {"type", std::string(1, d.type)}, {"access", d.access}};
+      if (d.major) dj["major"] = *d.major;
+      if (d.minor) dj["minor"] = *d.minor;
+      devs.push_back(std::move(dj));
+    }
+    j["devices"] = std::move(devs);
+  }
   return j;
 }
 

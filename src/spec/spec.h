@@ -56,6 +56,15 @@ struct IdMapping {
   uint32_t container_id = 0, host_id = 0, size = 0;
 };
 
+// A devices cgroup rule: allow or deny `access` (r, w, m) to devices of
+// `type` (a all, c char, b block) with the numbers given (absent: any).
+struct DeviceRule {
+  bool allow = false;
+  char type = 'a';
+  std::optional<int64_t> major, minor;
+  std::string access = "rwm";
+};
+
 struct Resources {
   std::optional<int64_t> memory_limit;  // bytes
   std::optional<int64_t> memory_swap;   // bytes (memory+swap), -1 unlimited
@@ -63,6 +72,7 @@ struct Resources {
   std::optional<int64_t> cpu_quota;     // microseconds per period
   std::optional<uint64_t> cpu_period;   // microseconds
   std::optional<int64_t> pids_limit;
+  std::vector<DeviceRule> devices;  // in order, before the default allow list
 };
 
 struct SeccompRule {

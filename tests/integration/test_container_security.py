@@ -202,6 +202,23 @@ def test_privileged_sees_unmasked_proc(box):
 
 # -- /dev and devices
 
+# A container may create device nodes (CAP_MKNOD, as in docker) but open
+# only the default ones: the devices cgroup denies the rest. /dev/net/tun
+# (10:200) opens without any capability, so only the cgroup can refuse it.
+MKNOD_TUN = "mknod /dev/t c 10 200 && cat /dev/t; mknod /dev/n c 1 3 && echo x >/dev/n && echo null-ok"
+
+
+def test_devices_outside_the_default_set_cannot_be_opened(box):
+    res = box.run(IMAGE, "sh", "-c", MKNOD_TUN)
+    assert "can't open '/dev/t': Operation not permitted" in res.stderr, describe(res)
+    assert "null-ok" in res.stdout, describe(res)
+
+
+def test_privileged_may_open_any_device(box):
+    res = box.run("--privileged", IMAGE, "sh", "-c", MKNOD_TUN)
+    assert "can't open" not in res.stderr and "null-ok" in res.stdout, describe(res)
+
+
 
 def test_minimal_dev(box):
     res = box.run(IMAGE, "ls", "-1", "/dev")

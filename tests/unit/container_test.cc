@@ -437,16 +437,34 @@ TEST_F(Container, NeverStartedExitsQuietly) {
   EXPECT_EQ(read_all(out.read.get()), "");
 }
 
+TEST_F(Container, CreateReportsAMissingCommand) {
+  SpawnOptions opts;
+  opts.wait_for_start = true;
+  // As runc does: a command that is not there fails create, not start.
+  auto spawned = spawn_container(spec({"not-there"}), opts, {});
+  ASSERT_FALSE(spawned);
+  EXPECT_EQ(spawned.error().op, "exec");
+  EXPECT_EQ(spawned.error().err, ENOENT);
+  EXPECT_EQ(spawned.error().exit_code, 127);
+  write_text(path_join(rootfs_, "plain"), "not a program\n", 0644);
+  auto plain = spawn_container(spec({"/plain"}), opts, {});
+  ASSERT_FALSE(plain);
+  EXPECT_EQ(plain.error().err, EACCES);
+  EXPECT_EQ(plain.error().exit_code, 126);
+  EXPECT_TRUE(no_children());
+}
+
 TEST_F(Container, StartReportsExecErrors) {
   SpawnOptions opts;
   opts.wait_for_start = true;
-  auto spawned = spawn_container(spec({"not-there"}), opts, {});
-  // Whether the command exists is only known at exec, after start.
+  write_text(path_join(rootfs_, "garbage"), std::string("\x01\x02\x03 not an executable format\n"), 0755);
+  auto spawned = spawn_container(spec({"/garbage"}), opts, {});
+  // Whether the file can be executed is only known at exec, after start.
   ASSERT_TRUE(spawned) << spawned.error().message();
   auto started = start_container(*spawned);
   ASSERT_FALSE(started);
   EXPECT_EQ(started.error().op, "exec");
-  EXPECT_EQ(started.error().err, ENOENT);
+  EXPECT_EQ(started.error().err, ENOEXEC);
   int status = reap(spawned->pid);
   EXPECT_TRUE(WIFEXITED(status) || WIFSIGNALED(status));
   EXPECT_TRUE(no_children());
