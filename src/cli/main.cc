@@ -20,6 +20,7 @@ int report(const Error& error) {
 
 int main(int argc, char** argv) {
   using namespace isola::cli;
+  isola::trace("cli: started");
   Globals globals;
   const char* env_root = std::getenv("ISOLA_ROOT");
   globals.root = env_root && *env_root ? env_root : "/var/lib/isola";

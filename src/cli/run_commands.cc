@@ -14,6 +14,7 @@
 #include <memory>
 
 #include "cli/commands.h"
+#include "common/log.h"
 #include "cli/terminal.h"
 #include "common/unix_socket.h"
 #include "engine/engine.h"
@@ -129,6 +130,7 @@ int cmd_run(const Globals& g, RunArgs& a) {
     return code;
   }
   auto code = attach_session(ContainerStore::socket_path(rec->id), {opts->interactive, opts->tty});
+  trace("cli: exit code received");
   if (!code) {
     int exit_code = code.error().exit_code ? code.error().exit_code : kExitEngine;
     report(code.error());
@@ -139,6 +141,7 @@ int cmd_run(const Globals& g, RunArgs& a) {
   if (*code == kDetached) return 0;  // it goes on running
   // Let the monitor finish recording (and removing, for --rm).
   (void)engine->wait(*rec);
+  trace("cli: done");
   return *code;
 }
 

@@ -169,8 +169,10 @@ Result<ContainerRecord> Engine::create(const RunOptions& opts) {
   }
   if (opts.network != "none" && opts.network != "host")
     return fail(make_error("create container", opts.network, "unsupported --network; use 'none' or 'host'"));
+  trace("engine: create");
   ImageRecord image = TRY(images_.resolve(opts.image));
   Json image_config = TRY(images_.config(image));
+  trace("engine: image resolved");
   Json cfg = image_config.value("config", Json::object());
 
   ContainerRecord rec;
@@ -191,6 +193,7 @@ Result<ContainerRecord> Engine::create(const RunOptions& opts) {
 
   auto built = [&]() -> Result<void> {
     TRYV(mount_rootfs(rec));
+    trace("engine: rootfs mounted");
     SpecInputs in;
     in.id = rec.id;
     in.rootfs = containers_.rootfs_dir(rec.id);
@@ -226,7 +229,9 @@ Result<pid_t> Engine::start(const ContainerRecord& rec, bool wait_for_attach) {
   // A monitor that died leaves its cgroup and mount behind; clear them first.
   if (st.status == "exited" && st.monitor_pid != 0) TRYV(cleanup(rec));
   TRYV(mount_rootfs(rec));
+  trace("engine: launching the monitor");
   auto pid = launch_monitor({containers_.root(), rec.id, wait_for_attach});
+  trace("engine: monitor ready");
   if (!pid) {
     ContainerState failed = containers_.recorded_state(rec.id);
     failed.status = "exited";

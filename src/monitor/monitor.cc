@@ -114,7 +114,9 @@ Result<void> Monitor::prepare() {
   SpawnOptions opts;
   opts.id = rec_.id;
   opts.wait_for_start = wait_for_attach_;
+  trace("monitor: spawning the container");
   spawned_ = TRY(spawn_container(spec_, opts, stdio));
+  trace(wait_for_attach_ ? "monitor: container ready" : "monitor: container exec'd");
   // The child holds its own copies now.
   for (UniqueFd* fd : {&stdout_r_, &stderr_r_, &master_, &stdin_w_})
     if (fd->valid()) set_nonblock(fd->get());
@@ -141,6 +143,7 @@ Result<void> Monitor::start_process() {
   if (started_) return {};
   started_ = true;
   auto started = start_container(spawned_);
+  trace("monitor: container exec'd");
   if (!started) {
     // The child exits after reporting; record docker's code, not its own.
     start_error_ = started.error().message();
@@ -275,6 +278,7 @@ void Monitor::drain_outputs() {
 }
 
 void Monitor::on_exit(int status) {
+  trace("monitor: container exited");
   exited_ = true;
   drain_outputs();
   state_.status = "exited";
@@ -289,6 +293,7 @@ void Monitor::on_exit(int status) {
   }
   teardown();
   (void)store_.write_state(rec_.id, state_);
+  trace("monitor: cleaned up");
   broadcast(FrameType::exit, Json{{"exit_code", state_.exit_code}, {"error", state_.error}}.dump());
   for (Client& c : clients_) {
     // Give attached clients a moment to read their last frames.
@@ -304,7 +309,9 @@ void Monitor::teardown() {
   if (auto cg = Cgroup::open(spec_.linux.cgroups_path); cg) {
     if (auto r = cg->destroy(); !r) log_debug("cgroup: {}", r.error().message());
   }
+  trace("monitor: cgroup removed");
   if (auto r = store_.unmount_rootfs(rec_.id); !r) log_debug("rootfs: {}", r.error().message());
+  trace("monitor: rootfs unmounted");
   ::unlink(ContainerStore::socket_path(rec_.id).c_str());
   if (rec_.auto_remove) {
     (void)store_.remove(rec_.id);
@@ -368,6 +375,7 @@ void close_inherited_fds(int keep) {
 }
 
 [[noreturn]] void monitor_main(const MonitorRequest& req, int report_fd) {
+  trace("monitor: started");
   close_inherited_fds(report_fd);
   ::prctl(PR_SET_NAME, "isola-monitor");
   if (::chdir("/") != 0) ::_exit(1);

@@ -109,20 +109,23 @@ Result<void> SessionClient::forward_input() {
   return {};
 }
 
-Result<void> SessionClient::drain_frames(bool& exited, int& exit_code) {
+// One read can bring "started", the output and the exit together (a short
+// command, a slow client): the exit is kept in the object, so whichever of
+// wait_started() and run() reads it, run() ends with it.
+Result<void> SessionClient::drain_frames() {
   Frame f;
-  while (!exited && TRY(reader_.next(f))) {
+  while (!exited_ && TRY(reader_.next(f))) {
     switch (f.type) {
       case FrameType::stdout_data: TRYV(write_out(opts_.out, f.payload)); break;
       case FrameType::stderr_data: TRYV(write_out(opts_.tty ? opts_.out : opts_.err, f.payload)); break;
       case FrameType::started: started_ = true; break;
       case FrameType::exit: {
         auto j = parse_json(f.payload, "exit frame");
-        exited = true;
-        exit_code = j ? j->value("exit_code", 125) : 125;
+        exited_ = true;
+        exit_code_ = j ? j->value("exit_code", 125) : 125;
         if (j && !started_ && !json_string_or(*j, "error").empty()) {
           Error e = plain_error(json_string_or(*j, "error"));
-          e.exit_code = exit_code;
+          e.exit_code = exit_code_;
           return fail(e);
         }
         break;
@@ -134,7 +137,12 @@ Result<void> SessionClient::drain_frames(bool& exited, int& exit_code) {
   return {};
 }
 
-Result<bool> SessionClient::relay_once(bool& exited, int& exit_code) {
+// Waits for and handles one batch of events; false once the session is over.
+Result<bool> SessionClient::relay_once() {
+  // Frames already read come first: they may be all that is left of the
+  // session, its exit included, and nothing more would wake the poll.
+  TRYV(drain_frames());
+  if (exited_) return false;
   std::vector<pollfd> fds = {{sock_.get(), POLLIN, 0}, {sigfd_.get(), POLLIN, 0}};
   if (stdin_open_ && started_) fds.push_back({opts_.in, POLLIN, 0});
   if (::poll(fds.data(), fds.size(), -1) < 0) {
@@ -159,32 +167,26 @@ Result<bool> SessionClient::relay_once(bool& exited, int& exit_code) {
     if (n < 0 && errno == EINTR) return true;
     if (n <= 0) return fail(make_error("attach", socket_path_, "the container's monitor went away"));
     reader_.feed(buf, static_cast<size_t>(n));
-    TRYV(drain_frames(exited, exit_code));
+    TRYV(drain_frames());
   }
-  return !exited;
+  return !exited_;
 }
 
 Result<void> SessionClient::wait_started() {
-  bool exited = false;
-  int code = 0;
-  while (!started_) {
-    if (!TRY(relay_once(exited, code))) break;
-  }
-  if (exited && !started_) {
+  while (!started_ && !exited_ && !detached_) TRY(relay_once());
+  if (exited_ && !started_) {
     Error e = make_error("start", "", "the process exited before it started");
-    e.exit_code = code;
+    e.exit_code = exit_code_;
     return fail(e);
   }
   return {};
 }
 
 Result<int> SessionClient::run() {
-  bool exited = false;
-  int code = 0;
-  while (TRY(relay_once(exited, code))) {
+  while (TRY(relay_once())) {
   }
   if (detached_) return kSessionDetached;
-  return code;
+  return exit_code_;
 }
 
 }  // namespace isola

@@ -49,9 +49,9 @@ class SessionClient {
 
  private:
   SessionClient(UniqueFd sock, SessionOptions opts);
-  // Handles the frames buffered so far; sets *exit_code at an exit frame.
-  Result<void> drain_frames(bool& exited, int& exit_code);
-  Result<bool> relay_once(bool& exited, int& exit_code);
+  // Handles the frames read so far, up to the exit.
+  Result<void> drain_frames();
+  Result<bool> relay_once();
   Result<void> send_size();
   Result<void> forward_input();
 
@@ -63,6 +63,8 @@ class SessionClient {
   bool stdin_open_ = false;
   bool held_ctrl_p_ = false;
   bool started_ = false;
+  bool exited_ = false;
+  int exit_code_ = 0;
   bool detached_ = false;
 };
 

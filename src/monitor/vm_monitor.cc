@@ -81,6 +81,7 @@ class VmMonitor {
   void on_qemu_exit(int status);
   void finish(int exit_code, bool oom, const std::string& error);
   Client* client_for(uint32_t stream);
+  void forget_client(const Client& c);
 
   ContainerStore store_;
   ContainerRecord rec_;
@@ -91,8 +92,7 @@ class VmMonitor {
   UniqueFd listen_, sigfd_, log_, agent_;
   AgentFrameReader reader_;
   std::vector<Client> clients_;
-  std::map<uint32_t, size_t> stream_owner_;  // exec stream → index into clients_ (by fd)
-  std::map<uint32_t, int> stream_fd_;        // exec stream → client fd
+  std::map<uint32_t, int> stream_fd_;  // exec stream → client fd
   int ps_client_fd_ = -1;
   uint32_t next_stream_ = 2;
   int rows_ = 24, cols_ = 80;  // the terminal size an attached run starts with
@@ -189,6 +189,7 @@ Result<void> VmMonitor::prepare() {
 
   ::unlink(config.agent_socket.c_str());
   int64_t t0 = mono_ms();
+  trace("vm: starting QEMU");
   TRYV(start_qemu(config));
   // QEMU creates the channel's socket as it starts.
   for (int i = 0; i < 500 && !agent_; ++i) {
@@ -205,6 +206,7 @@ Result<void> VmMonitor::prepare() {
   if (!agent_) return fail(make_error("start the VM", config.agent_socket, "QEMU did not open the agent channel"));
   AgentFrame hello = TRY(wait_frame(kBootTimeoutMs));
   if (hello.type != AgentMsg::hello) return fail(make_error("start the VM", rec_.name, "the agent did not say hello"));
+  trace("vm: agent said hello");
   Json h = TRY(parse_json(hello.payload, "agent hello"));
   if (h.value("version", 0u) != kAgentProtocolVersion)
     return fail(make_error("start the VM", rec_.name, "the guest agent speaks another protocol version"));
@@ -249,6 +251,7 @@ Result<void> VmMonitor::create_container() {
     }
     on_agent_frame(f);  // early output
   }
+  trace("vm: container exec'd");
   state_.status = "running";
   state_.started_ns = now_ns();
   state_.exec_ms = mono_ms() - t0;
@@ -261,6 +264,14 @@ Client* VmMonitor::client_for(uint32_t stream) {
   for (Client& c : clients_)
     if (c.fd.get() == it->second) return &c;
   return nullptr;
+}
+
+// Clients are found by fd, and the next client to connect may get the
+// same number: what a closed client was waiting for must not reach it (an
+// exec's output and exit, a ps reply).
+void VmMonitor::forget_client(const Client& c) {
+  std::erase_if(stream_fd_, [&](const auto& entry) { return entry.second == c.fd.get(); });
+  if (ps_client_fd_ == c.fd.get()) ps_client_fd_ = -1;
 }
 
 void VmMonitor::on_agent_frame(const AgentFrame& f) {
@@ -362,6 +373,7 @@ void VmMonitor::on_client_frame(Client& c, const Frame& f) {
 
 void VmMonitor::finish(int exit_code, bool oom, const std::string& error) {
   if (exited_) return;
+  trace("vm: container exited");
   exited_ = true;
   state_.status = "exited";
   state_.exit_code = exit_code;
@@ -386,6 +398,7 @@ void VmMonitor::finish(int exit_code, bool oom, const std::string& error) {
       qemu_gone_ = true;
     }
   }
+  trace("vm: VM stopped");
   (void)store_.unmount_rootfs(rec_.id);
   ::unlink(ContainerStore::socket_path(rec_.id).c_str());
   ::unlink(ContainerStore::agent_socket_path(rec_.id).c_str());
@@ -494,6 +507,8 @@ void VmMonitor::run() {
       }
       if (exited_) break;
     }
+    for (const Client& c : clients_)
+      if (c.closed) forget_client(c);
     std::erase_if(clients_, [](const Client& c) { return c.closed; });
   }
 }

@@ -57,14 +57,32 @@ Result<void> check_supported(const Json& config, const Hooks& hooks) {
   };
   if (!hooks.create_container.empty() || !hooks.start_container.empty())
     return refuse("hooks", "createContainer and startContainer hooks are not supported by isola-runtime");
+  if (const Json* process = member_or_null(config, "process")) {
+    for (const char* key : {"scheduler", "ioPriority", "execCPUAffinity"})
+      if (member_or_null(*process, key))
+        return refuse(std::string("process.") + key, "is not supported by isola-runtime yet");
+  }
   const Json* linux = member_or_null(config, "linux");
   if (!linux) return {};
+  for (const char* key : {"timeOffsets", "intelRdt", "personality"})
+    if (member_or_null(*linux, key)) return refuse(std::string("linux.") + key, "is not supported by isola-runtime");
+  if (const Json* prop = member_or_null(*linux, "rootfsPropagation")) {
+    if (!prop->is_string() || (*prop != "private" && *prop != "rprivate"))
+      return refuse("linux.rootfsPropagation", "only private (the default) is supported");
+  }
+  // Limits isola cannot apply yet: refused rather than left off, which
+  // would leave the container less constrained than asked.
+  if (const Json* res = member_or_null(*linux, "resources"); res && res->is_object()) {
+    if (const Json* cpu = member_or_null(*res, "cpu"))
+      for (const char* key : {"cpus", "mems"})
+        if (const Json* v = member_or_null(*cpu, key); v && !(v->is_string() && v->get<std::string>().empty()))
+          return refuse(std::string("linux.resources.cpu.") + key, "cpuset pinning is not supported yet");
+    for (const char* key : {"blockIO", "rdma", "network", "unified"})
+      if (const Json* v = member_or_null(*res, key); v && !v->empty())
+        return refuse(std::string("linux.resources.") + key, "is not supported yet");
+  }
   if (const Json* devices = member_or_null(*linux, "devices"); devices && devices->is_array() && !devices->empty())
     return refuse("linux.devices", "extra device nodes are not supported yet; the default set is always present");
-  if (const Json* intel = member_or_null(*linux, "intelRdt"); intel)
-    return refuse("linux.intelRdt", "Intel RDT is not supported");
-  if (const Json* p = member_or_null(*linux, "personality"); p)
-    return refuse("linux.personality", "personality is not supported");
   return {};
 }
 

@@ -7,6 +7,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <cstdio>
+
 #include "common/unique_fd.h"
 
 namespace isola::oci {
@@ -34,6 +36,7 @@ Result<void> run_hook(const Hook& hook, const std::string& input, const char* ki
   pid_t pid = ::fork();
   if (pid < 0) return fail(sys_error("fork", what));
   if (pid == 0) {
+    ::setpgid(0, 0);  // so that a timeout kills what the hook started too
     ::dup2(rd.get(), 0);
     ::execve(hook.path.c_str(), argv.data(), envp.data());
     ::_exit(127);
@@ -55,6 +58,7 @@ Result<void> run_hook(const Hook& hook, const std::string& input, const char* ki
     pid_t r = ::waitpid(pid, &status, WNOHANG);
     if (r == pid) break;
     if (deadline && mono_ms() > deadline) {
+      ::kill(-pid, SIGKILL);
       ::kill(pid, SIGKILL);
       ::waitpid(pid, &status, 0);
       return fail(make_error("run " + what, "", "timed out after " + std::to_string(hook.timeout) + " s"));
@@ -73,6 +77,13 @@ Result<void> run_hooks(const std::vector<Hook>& hooks, const Json& state, const 
   const std::string input = state.dump();
   for (const Hook& h : hooks) TRYV(run_hook(h, input, kind));
   return {};
+}
+
+void run_hooks_warning(const std::vector<Hook>& hooks, const Json& state, const char* kind) {
+  const std::string input = state.dump();
+  for (const Hook& h : hooks)
+    if (auto r = run_hook(h, input, kind); !r)
+      std::fprintf(stderr, "isola-runtime: warning: %s\n", r.error().message().c_str());
 }
 
 }  // namespace isola::oci

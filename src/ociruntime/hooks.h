@@ -12,4 +12,8 @@ namespace isola::oci {
 
 Result<void> run_hooks(const std::vector<Hook>& hooks, const Json& state, const char* kind);
 
+// For the hooks whose failure must not stop the lifecycle (poststart,
+// poststop): every hook runs; a failure is a warning on stderr.
+void run_hooks_warning(const std::vector<Hook>& hooks, const Json& state, const char* kind);
+
 }  // namespace isola::oci

@@ -51,7 +51,19 @@ Result<void> release(const StateRoot& root, const ContainerInfo& info) {
   return root.remove(info.id);
 }
 
-// Undoes a create that failed half-way, or a finished `run`.
+// Removes a container whose processes are gone, then runs its poststop
+// hooks (which cannot stop the removal).
+Result<void> remove_stopped(const StateRoot& root, const ContainerInfo& info) {
+  Json state = oci_state(info, "stopped");
+  auto text = read_file(root.spec_path(info.id));
+  TRYV(release(root, info));
+  if (text)
+    if (auto j = parse_json(*text, "config.json"))
+      if (auto hooks = parse_hooks(*j)) run_hooks_warning(hooks->poststop, state, "poststop");
+  return {};
+}
+
+// Undoes a create that failed half-way.
 void abandon(const StateRoot& root, const ContainerInfo& info) {
   if (info.pid > 0) {
     ::kill(info.pid, SIGKILL);
@@ -125,11 +137,15 @@ Result<void> start(const StateRoot& root, const ContainerInfo& info) {
     return fail(make_error("start container", info.id, "it is " + status + ", not created"));
   auto started = start_created(root.start_socket(info.id), info.id);
   ::unlink(root.start_socket(info.id).c_str());
-  TRYV(std::move(started));
+  if (!started) {
+    // It reports and exits (a VM keeper after stopping its VM): stopped from now on.
+    if (process_matches(info.pid, info.pid_start)) ::kill(info.pid, SIGKILL);
+    return fail(started.error());
+  }
   auto text = read_file(root.spec_path(info.id));
   if (text)
     if (auto j = parse_json(*text, "config.json"))
-      if (auto hooks = parse_hooks(*j)) (void)run_hooks(hooks->poststart, oci_state(info, "running"), "poststart");
+      if (auto hooks = parse_hooks(*j)) run_hooks_warning(hooks->poststart, oci_state(info, "running"), "poststart");
   return {};
 }
 
@@ -181,7 +197,7 @@ Result<int> cmd_run(const Context& ctx, const Args& args, size_t begin) {
   int status = 0;
   while (::waitpid(info.pid, &status, 0) < 0 && errno == EINTR) {
   }
-  if (!p.has("keep")) abandon(root, info);
+  if (!p.has("keep")) (void)remove_stopped(root, info);
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
@@ -224,12 +240,13 @@ Result<int> cmd_kill(const Context& ctx, const Args& args, size_t begin) {
   ContainerInfo info = TRY(root.load(id));
   std::string status = load_status(root, info);
   if (status == "stopped") return fail(make_error("kill container", id, "container not running"));
-  if (p.has("all") && !info.cgroup_path.empty()) {
+  // VM isolation: the keeper passes the signal to the guest; the cgroup
+  // holds only the keeper, the monitor and QEMU, not the guest's processes.
+  if (p.has("all") && !info.cgroup_path.empty() && info.backend == Backend::process) {
     Cgroup cg = TRY(Cgroup::open(info.cgroup_path));
     TRYV(cg.kill_all(sig));
     return 0;
   }
-  // VM isolation: the keeper passes the signal to the guest process.
   if (::kill(info.pid, sig) != 0) return fail(sys_error("kill", id));
   return 0;
 }
@@ -251,12 +268,7 @@ Result<int> cmd_delete(const Context& ctx, const Args& args, size_t begin) {
     if (!wait_gone(info, root.start_socket(id), 10000))
       return fail(make_error("delete container", id, "its process did not die"));
   }
-  Json state = oci_state(info, "stopped");
-  auto text = read_file(root.spec_path(id));
-  TRYV(release(root, info));
-  if (text)
-    if (auto j = parse_json(*text, "config.json"))
-      if (auto hooks = parse_hooks(*j)) (void)run_hooks(hooks->poststop, state, "poststop");
+  TRYV(remove_stopped(root, info));
   return 0;
 }
 

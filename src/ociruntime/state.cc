@@ -63,7 +63,7 @@ std::string status_of(const ContainerInfo& info, const std::string& start_socket
 Json oci_state(const ContainerInfo& info, const std::string& status) {
   Json ann = Json::object();
   for (const auto& [k, v] : info.annotations) ann[k] = v;
-  Json j = {{"ociVersion", "1.0.2"}, {"id", info.id}, {"status", status}, {"bundle", info.bundle}};
+  Json j = {{"ociVersion", "1.1.0"}, {"id", info.id}, {"status", status}, {"bundle", info.bundle}};
   j["pid"] = status == "stopped" ? 0 : info.pid;
   if (!ann.empty()) j["annotations"] = std::move(ann);
   j["rootfs"] = info.rootfs;

@@ -27,6 +27,7 @@
 #include "monitor/session_client.h"
 #include "runtime/cgroup.h"
 #include "runtime/container.h"
+#include "runtime/security.h"
 #include "vm/vm_spec.h"
 
 namespace isola::oci {
@@ -158,7 +159,11 @@ Result<Prepared> prepare_vm(const KeeperRequest& req) {
   if (req.preserve_fds > 0)
     return fail(make_error("create container", req.id, "--preserve-fds is not supported with VM isolation"));
   RuntimeSpec spec = req.spec;
+  // What the guest would refuse at start is refused at create, as for a
+  // process container (the guest's agent runs the same code).
   TRYV(check_command(spec));
+  TRYV(check_rlimits(spec.process.rlimits));
+  if (spec.linux.seccomp) TRY(compile_seccomp(*spec.linux.seccomp));
   TRYV(adapt_spec_for_guest(spec));
   ContainerStore store = TRY(ContainerStore::open(path_join(req.state_dir, "vm")));
   ContainerRecord rec;

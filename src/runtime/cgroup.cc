@@ -421,6 +421,13 @@ Result<void> update_v1(const Layout& layout, const std::string& path, const Reso
     if (mem.limit) TRYV(write_value(limit_file, number(*mem.limit)));
     if (swap_accounting && mem.total && !total_first) TRYV(write_value(total_file, number(*mem.total)));
   }
+  if (r.memory_reservation || r.memory_swappiness) {
+    std::string dir = TRY(need_dir(layout, "memory", path));
+    if (r.memory_reservation)
+      TRYV(write_limit(dir, "memory.soft_limit_in_bytes", number(*r.memory_reservation), "memory"));
+    if (r.memory_swappiness)
+      TRYV(write_limit(dir, "memory.swappiness", std::to_string(*r.memory_swappiness), "memory"));
+  }
   TRYV(check_cpu(r));
   if (r.cpu_shares && *r.cpu_shares != 0) {
     std::string dir = TRY(need_dir(layout, "cpu", path));
@@ -448,6 +455,10 @@ Result<void> update_v1(const Layout& layout, const std::string& path, const Reso
 
 Result<void> update_v2(const std::string& dir, const Resources& r) {
   MemoryPlan mem = TRY(plan_memory(r));
+  if (r.memory_swappiness)
+    return fail(make_error("cgroup", "memory swappiness", "cgroup v2 has no per-group swappiness"));
+  if (r.memory_reservation)
+    TRYV(write_limit(dir, "memory.low", *r.memory_reservation == -1 ? "max" : number(*r.memory_reservation), "memory"));
   if (mem.limit) TRYV(write_limit(dir, "memory.max", *mem.limit == -1 ? "max" : number(*mem.limit), "memory"));
   if (mem.total) {
     // v2 limits swap alone: swap.max = (memory+swap) - memory.

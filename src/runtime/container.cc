@@ -209,7 +209,7 @@ const Hierarchy* match_cgroup_line(const std::vector<Hierarchy>& hs, std::string
 
 struct ProcessPlan {
   ProcessSpec process;
-  std::optional<SeccompSpec> seccomp;
+  std::optional<SeccompProgram> seccomp;  // compiled before clone
   StdioFds stdio;
   std::vector<std::string> candidates;  // the paths execve tries, in order
   bool searched = false;                // args[0] had no '/' and was looked up in PATH
@@ -255,7 +255,7 @@ struct ContainerPlan {
   std::string pid_ns_path;    // joined by the parent around clone
   bool user_ns = false;       // created: the parent writes the id maps
   bool joins_user = false;
-  std::string hostname;
+  std::string hostname, domainname;
   bool loopback = false;
   std::vector<std::pair<std::string, std::string>> sysctls;  // /proc/sys/... file, value
   std::vector<std::string> masked, readonly_paths;
@@ -276,7 +276,7 @@ Result<ProcessPlan> plan_process(const ProcessSpec& process, const std::optional
   if (process.terminal && stdio.console < 0 && stdio.console_socket < 0)
     return fail(spec_error("process.terminal", "a terminal was asked for but no console was given"));
   p.process = process;
-  p.seccomp = seccomp;
+  if (seccomp) p.seccomp = TRY(compile_seccomp(*seccomp, seccomp_cache_dir()));
   p.stdio = stdio;
   const std::string& cmd = process.args[0];
   if (cmd.empty()) return fail(spec_error("process.args[0]", "the command is empty"));
@@ -361,6 +361,10 @@ Result<MountPlan> plan_mount(const MountSpec& m, size_t index) {
     p.data += o;
   }
   if (p.bind) {
+    // A bind mount takes no file system options: an unknown word (the
+    // recursive "rro", say) would be dropped, not applied. Refuse it.
+    if (!p.data.empty())
+      return fail(spec_error(field + ".options", "\"" + p.data + "\" cannot be applied to a bind mount"));
     if (m.source.empty() || m.source[0] != '/')
       return fail(spec_error(field + ".source", "a bind mount needs an absolute source path"));
     struct stat st;
@@ -427,6 +431,36 @@ Result<void> plan_namespaces(const LinuxSpec& linux, ContainerPlan& plan) {
   return {};
 }
 
+bool same_namespace(const std::string& a, const std::string& b) {
+  struct stat sa, sb;
+  return ::stat(a.c_str(), &sa) == 0 && ::stat(b.c_str(), &sb) == 0 && sa.st_dev == sb.st_dev &&
+         sa.st_ino == sb.st_ino;
+}
+
+// A sysctl is set only where it belongs to one of the container's own
+// namespaces; any other would change the host (as runc decides).
+Result<void> check_sysctl_namespaced(const std::string& key, const ContainerPlan& plan) {
+  auto own = [&](int flag) {
+    if ((plan.clone_flags | plan.unshare_flags) & flag) return true;
+    for (const NsJoin& j : plan.joins) {
+      if (j.type != flag) continue;
+      const char* name = flag == CLONE_NEWNET ? "net" : flag == CLONE_NEWIPC ? "ipc" : "uts";
+      return !same_namespace(j.path, std::string("/proc/self/ns/") + name);
+    }
+    return false;
+  };
+  static const char* const kIpc[] = {"kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem",
+                                     "kernel.shmall", "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced"};
+  bool ipc = key.starts_with("fs.mqueue.") || std::find(std::begin(kIpc), std::end(kIpc), key) != std::end(kIpc);
+  if (ipc && own(CLONE_NEWIPC)) return {};
+  if (key.starts_with("net.") && own(CLONE_NEWNET)) return {};
+  if ((key == "kernel.hostname" || key == "kernel.domainname") && own(CLONE_NEWUTS)) return {};
+  std::string why = ipc                       ? "needs the container's own ipc namespace"
+                    : key.starts_with("net.") ? "needs the container's own network namespace"
+                                              : "is not namespaced: setting it would change the host";
+  return fail(spec_error("linux.sysctl", "\"" + key + "\" " + why));
+}
+
 Result<ContainerPlan> plan_container(const RuntimeSpec& spec, const StdioFds& stdio) {
   ContainerPlan plan;
   plan.proc = TRY(plan_process(spec.process, spec.linux.seccomp, stdio));
@@ -454,7 +488,13 @@ Result<ContainerPlan> plan_container(const RuntimeSpec& spec, const StdioFds& st
       return fail(spec_error("hostname", "setting a hostname needs a new uts namespace"));
     plan.hostname = spec.hostname;
   }
+  if (!spec.domainname.empty()) {
+    if (!(plan.clone_flags & CLONE_NEWUTS) && !(plan.unshare_flags & CLONE_NEWUTS))
+      return fail(spec_error("domainname", "setting a domain name needs a new uts namespace"));
+    plan.domainname = spec.domainname;
+  }
   for (const auto& [key, value] : spec.linux.sysctl) {
+    TRYV(check_sysctl_namespaced(key, plan));
     bool bad = key.empty() || key.find('/') != std::string::npos;
     std::string rel = key;
     std::replace(rel.begin(), rel.end(), '.', '/');
@@ -893,13 +933,20 @@ void loopback_up(const Child& c) {
 // of numbers (the caller's out being our 0, say) survives the dup2s.
 // Makes a pty from the container's /dev/ptmx, sends its master over
 // `sock` and returns the slave.
-int make_console(const Child& c, int sock) {
+int make_console(const Child& c, int sock, const ProcessSpec& proc) {
   int master = ::open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
   c.check(master, "open", "/dev/ptmx");
   int unlock = 0;
   c.check(::ioctl(master, TIOCSPTLCK, &unlock), "unlock the pty");
   int slave = ::ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
   c.check(slave, "open the pty slave");
+  if (proc.console_rows && proc.console_cols) {
+    // Sized before the engine gets it: the first instruction sees it.
+    struct winsize ws {};
+    ws.ws_row = static_cast<unsigned short>(proc.console_rows);
+    ws.ws_col = static_cast<unsigned short>(proc.console_cols);
+    c.check(::ioctl(slave, TIOCSWINSZ, &ws), "set the terminal size");
+  }
   c.check(send_fd(sock, master, ""));
   ::close(master);
   ::close(sock);
@@ -909,7 +956,7 @@ int make_console(const Child& c, int sock) {
 void setup_stdio(const Child& c, const ProcessPlan& p, int devnull) {
   int src[3];
   if (p.process.terminal) {
-    int console = p.stdio.console >= 0 ? p.stdio.console : make_console(c, p.stdio.console_socket);
+    int console = p.stdio.console >= 0 ? p.stdio.console : make_console(c, p.stdio.console_socket, p.process);
     c.check(::setsid(), "setsid");
     c.check(::ioctl(console, TIOCSCTTY, 0), "set the controlling terminal");
     src[0] = src[1] = src[2] = console;
@@ -996,10 +1043,19 @@ int lookup_executable(const ProcessPlan& p) {
   bool in_cwd = ::chdir(proc.cwd.c_str()) == 0;
   if (!in_cwd && errno != EACCES) c.fail(errno, "chdir to the working directory", proc.cwd);
   close_other_fds(p, c.sync);
-  ::umask(022);
+  ::umask(proc.umask.value_or(022));
+  if (proc.oom_score_adj) {
+    // Before the user switch: lowering the score needs CAP_SYS_RESOURCE.
+    std::string value = std::to_string(*proc.oom_score_adj);
+    int fd = ::open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+    c.check(fd, "open", "/proc/self/oom_score_adj");
+    if (::write(fd, value.data(), value.size()) != static_cast<ssize_t>(value.size()))
+      c.fail(errno, "write", "/proc/self/oom_score_adj", "oomScoreAdj " + value);
+    ::close(fd);
+  }
   c.check(apply_rlimits(proc.rlimits));
   const bool nnp = proc.no_new_privileges;
-  if (p.seccomp && !nnp) c.check(apply_seccomp(*p.seccomp));
+  if (p.seccomp && !nnp) c.check(load_seccomp(*p.seccomp));
   c.check(switch_user_and_capabilities(proc));
   if (nnp) c.check(set_no_new_privileges());
   if (!in_cwd) c.check(::chdir(proc.cwd.c_str()), "chdir to the working directory", proc.cwd);
@@ -1013,7 +1069,7 @@ int lookup_executable(const ProcessPlan& p) {
     if (p.start_listener >= 0) c = accept_start(c, p.start_listener);
     else c.wait_for_byte();
   }
-  if (p.seccomp && nnp) c.check(apply_seccomp(*p.seccomp));
+  if (p.seccomp && nnp) c.check(load_seccomp(*p.seccomp));
 
   int err = ENOENT;
   for (const std::string& path : p.candidates) {
@@ -1069,6 +1125,7 @@ void become_namespace_root(const Child& c) {
   reset_signals();
   Child c{above_stdio(sync)};
   c.wait_for_byte();  // cgroup joined, id maps written
+  trace("child: cloned");
   for (const OpenedJoin& j : joins) c.check(::setns(j.fd, j.type), "join namespace", *j.path);
   if (plan.user_ns || plan.joins_user) become_namespace_root(c);
   if (plan.unshare_flags) c.check(::unshare(plan.unshare_flags), "unshare namespaces");
@@ -1079,7 +1136,10 @@ void become_namespace_root(const Child& c) {
   if (plan.cgroup_ns) c.check(::unshare(CLONE_NEWCGROUP), "unshare cgroup namespace");
   if (!plan.hostname.empty())
     c.check(::sethostname(plan.hostname.data(), plan.hostname.size()), "sethostname", plan.hostname);
+  if (!plan.domainname.empty())
+    c.check(::setdomainname(plan.domainname.data(), plan.domainname.size()), "setdomainname", plan.domainname);
   if (plan.loopback) loopback_up(c);
+  trace("child: namespaces made");
   setup_rootfs(c, plan);
   finish_process(c, plan.proc, opts.wait_for_start, devnull);
 }
@@ -1118,11 +1178,6 @@ class NotDumpable {
   int was_;
 };
 
-bool same_namespace(const std::string& a, const std::string& b) {
-  struct stat sa, sb;
-  return ::stat(a.c_str(), &sa) == 0 && ::stat(b.c_str(), &sb) == 0 && sa.st_dev == sb.st_dev &&
-         sa.st_ino == sb.st_ino;
-}
 
 // The cgroup.procs files, in every hierarchy mounted here, of the groups `pid` is in.
 Result<std::vector<std::string>> cgroup_procs_files(pid_t pid) {
@@ -1170,6 +1225,7 @@ Result<Spawned> spawn_container(const RuntimeSpec& spec, const SpawnOptions& opt
 
   std::optional<Cgroup> cgroup;
   if (!spec.linux.cgroups_path.empty()) cgroup = TRY(Cgroup::create(spec.linux.cgroups_path, spec.linux.resources));
+  trace("spawn: cgroup created");
   struct CgroupCleanup {
     std::optional<Cgroup>& cg;
     bool armed = true;
@@ -1192,6 +1248,7 @@ Result<Spawned> spawn_container(const RuntimeSpec& spec, const SpawnOptions& opt
       container_child(plan, opts, child_end.get(), parent_end.get(), devnull.get(), joins);
   }
   if (pid < 0) return fail(sys_error(clone_errno, "clone", what));
+  trace("spawn: cloned");
   ChildGuard child(pid);
   child_end.reset();
 

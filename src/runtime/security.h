@@ -6,8 +6,8 @@
 // Order in the child, as runc does it: the kernel accepts a seccomp filter
 // from a process without CAP_SYS_ADMIN only once no_new_privs is set, so
 //   no_new_privileges:  apply_rlimits, switch_user_and_capabilities,
-//                       set_no_new_privileges, apply_seccomp, exec
-//   otherwise:          apply_rlimits, apply_seccomp (still privileged),
+//                       set_no_new_privileges, load_seccomp, exec
+//   otherwise:          apply_rlimits, load_seccomp (still privileged),
 //                       switch_user_and_capabilities, exec
 // The default profile allows every call the later steps make.
 #pragma once
@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "common/error.h"
+#include "runtime/seccomp.h"
 #include "spec/spec.h"
 
 namespace isola {
@@ -33,23 +34,8 @@ Capabilities all_capabilities();
 Result<Capabilities> adjust_capabilities(Capabilities caps, const std::vector<std::string>& add,
                                          const std::vector<std::string>& drop);
 
-// An allow-list profile with docker's default semantics: default action
-// ERRNO(EPERM), the common syscalls allowed, dangerous ones (mount, kexec,
-// bpf, keyctl, add_key, unshare, setns, reboot, swapon, init_module, ...)
-// left to the default; clone with namespace flags denied, clone3 ENOSYS (so
-// libc falls back to clone), ptrace allowed from Linux 4.8 on (as docker).
-// Fixed for docker's default capabilities: unlike docker it does not open
-// mount etc. when --cap-add SYS_ADMIN is given.
-SeccompSpec default_seccomp_profile();
-
-// Parses a seccomp profile in docker's JSON format or the OCI spec's format
-// (architectures or docker's archMap; names or name; errnoRet; args). Docker's
-// includes/excludes are judged once, for docker's default capabilities and
-// this machine's architecture and kernel. A mistyped field is an error naming
-// it ("syscalls[3].args[0].op"); syscall names libseccomp does not know are
-// skipped when the filter is loaded.
-Result<SeccompSpec> parse_seccomp_profile(const Json& j);
-
+// Every type known and soft <= hard.
+Result<void> check_rlimits(const std::vector<Rlimit>& rlimits);
 Result<void> apply_rlimits(const std::vector<Rlimit>& rlimits);
 // setgroups/setresgid/setresuid to the process user, then the capability
 // sets (bounding dropped before the switch, ambient raised after). Without
@@ -58,9 +44,4 @@ Result<void> apply_rlimits(const std::vector<Rlimit>& rlimits);
 // permitted and inheritable sets unless the spec gives ambient capabilities.
 Result<void> switch_user_and_capabilities(const ProcessSpec& process);
 Result<void> set_no_new_privileges();
-// Loads the filter (see the order above). Does not set no_new_privs by
-// itself; without it and without CAP_SYS_ADMIN the kernel refuses (EACCES)
-// and the error says so.
-Result<void> apply_seccomp(const SeccompSpec& seccomp);
-
 }  // namespace isola

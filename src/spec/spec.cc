@@ -145,6 +145,17 @@ Result<ProcessSpec> parse_process(const Json& j) {
       for (size_t i = 0; i < gids->size(); ++i)
         p.additional_gids.push_back(TRY(to_integer<gid_t>((*gids)[i], item("process.user.additionalGids", i))));
     }
+    std::optional<uint32_t> umask;
+    TRYV(read_int(*user, "umask", "process.user.umask", umask));
+    if (umask && *umask > 0777) return fail(field_error("process.user.umask", "at most 0777"));
+    if (umask) p.umask = static_cast<mode_t>(*umask);
+  }
+  TRYV(read_int(j, "oomScoreAdj", "process.oomScoreAdj", p.oom_score_adj));
+  if (p.oom_score_adj && (*p.oom_score_adj < -1000 || *p.oom_score_adj > 1000))
+    return fail(field_error("process.oomScoreAdj", "between -1000 and 1000"));
+  if (const Json* size = TRY(object_field(j, "consoleSize", "process.consoleSize"))) {
+    TRYV(read_int(*size, "height", "process.consoleSize.height", p.console_rows));
+    TRYV(read_int(*size, "width", "process.consoleSize.width", p.console_cols));
   }
   if (const Json* caps = TRY(object_field(j, "capabilities", "process.capabilities")))
     p.capabilities = TRY(parse_capabilities(*caps, "process.capabilities"));
@@ -205,6 +216,10 @@ Result<Resources> parse_resources(const Json& j) {
   if (const Json* mem = TRY(object_field(j, "memory", "linux.resources.memory"))) {
     TRYV(read_int(*mem, "limit", "linux.resources.memory.limit", r.memory_limit));
     TRYV(read_int(*mem, "swap", "linux.resources.memory.swap", r.memory_swap));
+    TRYV(read_int(*mem, "reservation", "linux.resources.memory.reservation", r.memory_reservation));
+    TRYV(read_int(*mem, "swappiness", "linux.resources.memory.swappiness", r.memory_swappiness));
+    if (r.memory_swappiness && *r.memory_swappiness > 100)
+      return fail(field_error("linux.resources.memory.swappiness", "between 0 and 100"));
   }
   if (const Json* cpu = TRY(object_field(j, "cpu", "linux.resources.cpu"))) {
     TRYV(read_int(*cpu, "shares", "linux.resources.cpu.shares", r.cpu_shares));
@@ -343,6 +358,9 @@ Json process_json(const ProcessSpec& p) {
     j["rlimits"] = std::move(limits);
   }
   j["noNewPrivileges"] = p.no_new_privileges;
+  if (p.umask) j["user"]["umask"] = *p.umask;
+  if (p.oom_score_adj) j["oomScoreAdj"] = *p.oom_score_adj;
+  if (p.console_rows && p.console_cols) j["consoleSize"] = {{"height", p.console_rows}, {"width", p.console_cols}};
   return j;
 }
 
@@ -351,6 +369,8 @@ Json resources_json(const Resources& r) {
   Json mem = Json::object();
   if (r.memory_limit) mem["limit"] = *r.memory_limit;
   if (r.memory_swap) mem["swap"] = *r.memory_swap;
+  if (r.memory_reservation) mem["reservation"] = *r.memory_reservation;
+  if (r.memory_swappiness) mem["swappiness"] = *r.memory_swappiness;
   if (!mem.empty()) j["memory"] = std::move(mem);
   Json cpu = Json::object();
   if (r.cpu_shares) cpu["shares"] = *r.cpu_shares;
@@ -421,6 +441,8 @@ Result<ProcessSpec> process_from_json(const Json& j) {
 
 Json process_to_json(const ProcessSpec& p) { return process_json(p); }
 
+Json seccomp_to_json(const SeccompSpec& s) { return seccomp_json(s); }
+
 Result<RuntimeSpec> RuntimeSpec::from_json(const Json& j) {
   if (!j.is_object()) return fail(make_error("parse runtime spec", "", "the document is not a JSON object"));
   RuntimeSpec spec;
@@ -434,6 +456,7 @@ Result<RuntimeSpec> RuntimeSpec::from_json(const Json& j) {
   if (spec.root_path.empty()) return fail(field_error("root.path", "a non-empty path"));
   TRYV(read_bool(*root, "readonly", "root.readonly", spec.root_readonly));
   TRYV(read_string(j, "hostname", "hostname", spec.hostname));
+  TRYV(read_string(j, "domainname", "domainname", spec.domainname));
   if (const Json* mounts = TRY(array_field(j, "mounts", "mounts"))) spec.mounts = TRY(parse_mounts(*mounts));
   if (const Json* l = TRY(object_field(j, "linux", "linux"))) spec.linux = TRY(parse_linux(*l));
   TRYV(read_string_map(j, "annotations", "annotations", spec.annotations));
@@ -448,6 +471,7 @@ Json RuntimeSpec::to_json() const {
   if (!process.args.empty()) j["process"] = process_json(process);
   j["root"] = {{"path", root_path}, {"readonly", root_readonly}};
   if (!hostname.empty()) j["hostname"] = hostname;
+  if (!domainname.empty()) j["domainname"] = domainname;
   Json ms = Json::array();
   for (const auto& m : mounts) {
     Json mj = {{"destination", m.destination}};

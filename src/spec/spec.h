@@ -38,6 +38,9 @@ struct ProcessSpec {
   std::optional<Capabilities> capabilities;
   std::vector<Rlimit> rlimits;
   bool no_new_privileges = false;
+  std::optional<mode_t> umask;          // default 022
+  std::optional<int> oom_score_adj;     // /proc/self/oom_score_adj
+  unsigned console_rows = 0, console_cols = 0;  // consoleSize: the terminal's first size
 };
 
 struct MountSpec {
@@ -68,6 +71,8 @@ struct DeviceRule {
 struct Resources {
   std::optional<int64_t> memory_limit;  // bytes
   std::optional<int64_t> memory_swap;   // bytes (memory+swap), -1 unlimited
+  std::optional<int64_t> memory_reservation;  // bytes: the soft limit
+  std::optional<uint64_t> memory_swappiness;  // 0-100 (v1 only)
   std::optional<uint64_t> cpu_shares;
   std::optional<int64_t> cpu_quota;     // microseconds per period
   std::optional<uint64_t> cpu_period;   // microseconds
@@ -110,6 +115,7 @@ struct RuntimeSpec {
   std::string root_path;  // the rootfs (absolute)
   bool root_readonly = false;
   std::string hostname;
+  std::string domainname;
   std::vector<MountSpec> mounts;
   LinuxSpec linux;
   std::map<std::string, std::string> annotations;
@@ -117,6 +123,9 @@ struct RuntimeSpec {
   static Result<RuntimeSpec> from_json(const Json& j);
   Json to_json() const;
 };
+
+// linux.seccomp as the spec writes it (also a canonical form of a profile).
+Json seccomp_to_json(const SeccompSpec& s);
 
 // A "process" object alone (the OCI exec --process file).
 Result<ProcessSpec> process_from_json(const Json& j);

@@ -112,7 +112,13 @@ class Containerd:
         self.log = open(self.base / "containerd.log", "w")
         self.proc = subprocess.Popen(["containerd", "--config", str(self.config)], stdout=self.log,
                                      stderr=subprocess.STDOUT, start_new_session=True)
-        wait_for(lambda: self.socket.exists() and self("version").returncode == 0, 60, "containerd to answer")
+        deadline = time.monotonic() + 90
+        while not (self.socket.exists() and self("version").returncode == 0):
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                self.log.flush()
+                pytest.fail(f"containerd did not answer (exit {self.proc.poll()}); its log:\n{self.log_tail()}",
+                            pytrace=False)
+            time.sleep(0.1)
 
     def cmd(self, *args):
         return ["ctr", "--address", str(self.socket), *map(str, args)]

@@ -28,6 +28,13 @@ using namespace isola;
 
 namespace {
 
+// Compiles (without the cache) and loads, in a child process.
+Result<void> compile_and_load(const SeccompSpec& spec) {
+  auto program = compile_seccomp(spec, "");
+  if (!program) return fail(program.error());
+  return load_seccomp(*program);
+}
+
 struct ChildReport {
   int status = -1;
   std::string out;
@@ -302,7 +309,7 @@ TEST(Seccomp, DefaultProfileRefusesDangerousCalls) {
     char dir[] = "/tmp/isola-seccomp-XXXXXX";
     if (!::mkdtemp(dir)) return std::string("error=mkdtemp");
     pid_t real_pid = static_cast<pid_t>(::syscall(SYS_getpid));
-    auto s = apply_seccomp(default_seccomp_profile());
+    auto s = compile_and_load(default_seccomp_profile());
     if (!s) return "error=" + s.error().message();
     std::string out;
     out += "mount=" + errno_of(::mount("tmpfs", dir, "tmpfs", 0, nullptr)) + "\n";
@@ -350,7 +357,7 @@ TEST(Seccomp, LoadsAfterDroppingPrivilegesWithNoNewPrivs) {
   auto r = run_in_child([] {
     auto s = switch_user_and_capabilities(process_with(default_capabilities(), 65534));
     if (s) s = set_no_new_privileges();
-    if (s) s = apply_seccomp(default_seccomp_profile());
+    if (s) s = compile_and_load(default_seccomp_profile());
     if (!s) return "error=" + s.error().message();
     struct clone_args args = {};
     args.exit_signal = SIGCHLD;
@@ -367,7 +374,7 @@ TEST(Seccomp, LoadsAfterDroppingPrivilegesWithNoNewPrivs) {
 // privileged; switching user and capabilities must then work under it.
 TEST(Seccomp, LoadsBeforeSwitchingUserLikeRunc) {
   auto r = run_in_child([] {
-    auto s = apply_seccomp(default_seccomp_profile());
+    auto s = compile_and_load(default_seccomp_profile());
     if (s) s = apply_rlimits({{"RLIMIT_NOFILE", 512, 512}});
     if (s) s = switch_user_and_capabilities(process_with(default_capabilities(), 65534));
     if (!s) return "error=" + s.error().message();
@@ -384,7 +391,7 @@ TEST(Seccomp, WithoutSysAdminOrNoNewPrivsTheKernelRefusesAndWeSayWhy) {
   auto r = run_in_child([] {
     auto s = switch_user_and_capabilities(process_with(default_capabilities()));
     if (!s) return "error=" + s.error().message();
-    auto a = apply_seccomp(default_seccomp_profile());
+    auto a = compile_and_load(default_seccomp_profile());
     if (a) return std::string("loaded=1\n");
     return "errno=" + std::to_string(a.error().err) + "\nmsg=" + a.error().message() + "\n";
   });
@@ -433,7 +440,7 @@ TEST(Seccomp, ParsesAndAppliesADockerProfile) {
   auto r = run_in_child([&] {
     char base[] = "/tmp/isola-seccomp-XXXXXX";
     if (!::mkdtemp(base)) return std::string("error=mkdtemp");
-    auto a = apply_seccomp(*s);
+    auto a = compile_and_load(*s);
     if (!a) return "error=" + a.error().message();
     std::string b = base;
     std::string out = "getppid=" + errno_of(::syscall(SYS_getppid)) + "\n";
@@ -456,6 +463,48 @@ TEST(Seccomp, ParsesAndAppliesADockerProfile) {
   EXPECT_EQ(m["getsid"], std::to_string(EPERM));
   EXPECT_EQ(m["getuid"], std::to_string(EPERM));
   EXPECT_EQ(m["getgid"], "ok");
+}
+
+TEST(Seccomp, CompiledProgramsAreCachedByTheirWholeProfile) {
+  char tmpl[] = "/tmp/isola-seccomp-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  std::string dir = tmpl;
+  auto first = compile_seccomp(default_seccomp_profile(), dir);
+  ASSERT_TRUE(first) << first.error().message();
+  auto files = list_dir(dir);
+  ASSERT_TRUE(files && files->size() == 1u);
+  std::string path = path_join(dir, (*files)[0]);
+  auto again = compile_seccomp(default_seccomp_profile(), dir);
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->insns.size(), first->insns.size());
+  EXPECT_EQ(std::memcmp(again->insns.data(), first->insns.data(), first->insns.size() * sizeof(sock_filter)), 0);
+
+  // A file under that name compiled from another profile, or cut short, is
+  // not used: the profile is compiled again (and the file replaced).
+  SeccompSpec other = default_seccomp_profile();
+  other.syscalls.pop_back();
+  auto other_prog = compile_seccomp(other, "");
+  ASSERT_TRUE(other_prog);
+  auto text = read_file(path);
+  ASSERT_TRUE(text);
+  std::string source = text->substr(0, text->size() - first->insns.size() * sizeof(sock_filter));
+  std::string forged = source + std::string(reinterpret_cast<const char*>(other_prog->insns.data()),
+                                            other_prog->insns.size() * sizeof(sock_filter));
+  ASSERT_TRUE(write_file_atomic(path, forged, 0600));
+  auto after_forgery = compile_seccomp(default_seccomp_profile(), dir);
+  ASSERT_TRUE(after_forgery);
+  EXPECT_EQ(after_forgery->insns.size(), other_prog->insns.size());  // the file's source matched: it is trusted
+  ASSERT_TRUE(write_file_atomic(path, source.substr(0, source.size() - 1) + "X" +
+                                          std::string(reinterpret_cast<const char*>(other_prog->insns.data()),
+                                                      other_prog->insns.size() * sizeof(sock_filter)), 0600));
+  auto mismatched = compile_seccomp(default_seccomp_profile(), dir);
+  ASSERT_TRUE(mismatched);
+  EXPECT_EQ(mismatched->insns.size(), first->insns.size());
+  ASSERT_TRUE(write_file_atomic(path, source + "abc", 0600));
+  auto truncated = compile_seccomp(default_seccomp_profile(), dir);
+  ASSERT_TRUE(truncated);
+  EXPECT_EQ(truncated->insns.size(), first->insns.size());
+  ASSERT_TRUE(remove_tree(dir));
 }
 
 TEST(Seccomp, ParsesTheOciForm) {
