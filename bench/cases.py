@@ -192,7 +192,7 @@ def case_density(setup, n):
 
 
 CPU_LOOP = "i=0; while [ $i -lt 150000 ]; do i=$((i+1)); done"
-SYSCALL_LOOP = "busybox dd if=/dev/zero of=/dev/null bs=1 count=200000 2>/dev/null"
+SYSCALL_LOOP = "busybox dd if=/dev/zero of=/dev/null bs=1 count=600000 2>/dev/null"
 
 
 def case_steady(setup, rounds):

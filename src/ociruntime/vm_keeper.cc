@@ -57,7 +57,7 @@ Result<void> adapt_spec_for_guest(RuntimeSpec& spec) {
 // A host terminal standing in for the guest's: its master goes to the
 // engine; the slave stays with the keeper, raw, so the guest's terminal
 // alone echoes and edits lines.
-Result<UniqueFd> make_host_terminal(int console_socket) {
+Result<UniqueFd> make_host_terminal(int console_socket, const ProcessSpec& proc) {
   int master, slave;
   if (::openpty(&master, &slave, nullptr, nullptr, nullptr) != 0) return fail(sys_error("openpty"));
   UniqueFd m(master), s(slave);
@@ -67,6 +67,12 @@ Result<UniqueFd> make_host_terminal(int console_socket) {
   if (::tcgetattr(slave, &t) == 0) {
     ::cfmakeraw(&t);
     ::tcsetattr(slave, TCSANOW, &t);
+  }
+  if (proc.console_rows && proc.console_cols) {
+    struct winsize ws {};
+    ws.ws_row = static_cast<unsigned short>(proc.console_rows);
+    ws.ws_col = static_cast<unsigned short>(proc.console_cols);
+    ::ioctl(slave, TIOCSWINSZ, &ws);
   }
   char name[64] = "/dev/pts/?";
   (void)::ptsname_r(master, name, sizeof name);
@@ -180,7 +186,7 @@ Result<Prepared> prepare_vm(const KeeperRequest& req) {
   TRYV(write_file_atomic(store.vm_path(rec.id), plan.to_json().dump(2) + "\n", 0600));
   TRYV(write_file_atomic(store.spec_path(rec.id), spec.to_json().dump(2) + "\n", 0600));
   Prepared p;
-  if (spec.process.terminal) p.terminal = TRY(make_host_terminal(req.console_socket));
+  if (spec.process.terminal) p.terminal = TRY(make_host_terminal(req.console_socket, spec.process));
   MonitorRequest mr;
   mr.root = store.root();
   mr.id = rec.id;
@@ -283,7 +289,7 @@ Result<int> exec_in_vm(const VmExec& req, pid_t* relay_pid) {
   if (req.process.terminal) {
     if (req.console_socket < 0)
       return fail(make_error("exec", "process.terminal", "a terminal was asked for but no --console-socket given"));
-    term = TRY(make_host_terminal(req.console_socket));
+    term = TRY(make_host_terminal(req.console_socket, req.process));
   }
   const Json extra = {{"process", process}};
   if (!req.detach) {
