@@ -379,9 +379,7 @@ void Agent::on_ps() {
   opts.exclude = ::getpid();
   if (container_) {
     if (auto root = open_dir(container_->spec.root_path)) {
-      if (auto fd = open_in_root(root->get(), "etc/passwd", O_RDONLY)) {
-        if (auto text = read_fd(fd->get(), "/etc/passwd", 1u << 20)) opts.passwd = std::move(*text);
-      }
+      if (auto text = read_regular_in_root(root->get(), "etc/passwd", 1u << 20)) opts.passwd = std::move(*text);
     }
   }
   auto table = list_processes(opts);

@@ -414,10 +414,14 @@ int cmd_prune(const Globals& g) {
   std::cout << "Deleted Containers:\n";
   int code = 0;
   for (const ContainerRecord& r : *list) {
-    if (engine->containers().state(r.id).status != "exited") continue;
+    // Every container that is not running, as docker: also those created
+    // and never started (or whose start crashed).
+    std::string status = engine->containers().state(r.id).status;
+    if (status == "running" || status == "paused") continue;
     if (auto rm = engine->remove(r, false); !rm) code = report(rm.error());
     else std::cout << r.id << "\n";
   }
+  if (auto stale = engine->containers().remove_stale(); !stale) code = report(stale.error());
   return code;
 }
 

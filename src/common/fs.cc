@@ -62,6 +62,14 @@ Result<UniqueFd> open_in_root(int dirfd, const std::string& rel, int flags, mode
   return UniqueFd(fd);
 }
 
+Result<std::string> read_regular_in_root(int root_fd, const std::string& rel, size_t max_size) {
+  UniqueFd fd = TRY(open_in_root(root_fd, rel, O_RDONLY | O_NONBLOCK | O_NOCTTY));
+  struct stat st;
+  if (::fstat(fd.get(), &st) != 0) return fail(sys_error("stat", rel));
+  if (!S_ISREG(st.st_mode)) return fail(make_error("read", rel, "not a regular file"));
+  return read_fd(fd.get(), rel, max_size);
+}
+
 Result<std::string> read_fd(int fd, const std::string& what, size_t max_size) {
   std::string out;
   char buf[65536];

@@ -30,6 +30,10 @@ Result<UniqueFd> open_in_root(int dirfd, const std::string& rel, int flags, mode
 
 // Reads a whole file; refuses files larger than `max_size` bytes.
 Result<std::string> read_file(const std::string& path, size_t max_size = 64u << 20);
+// A container-controlled file read by the host (/etc/passwd of a rootfs):
+// resolved inside `root_fd` (open_in_root), and only if it is a regular file,
+// so that a FIFO or a device there cannot stall or feed the reader.
+Result<std::string> read_regular_in_root(int root_fd, const std::string& rel, size_t max_size);
 Result<std::string> read_fd(int fd, const std::string& what, size_t max_size = 64u << 20);
 
 // Writes `data` to a temporary file beside `path`, fsyncs it and renames it

@@ -1,6 +1,7 @@
 #include "engine/container_store.h"
 
 #include <signal.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -175,6 +176,7 @@ Result<ContainerRecord> ContainerStore::create(ContainerRecord record, bool allo
     return fail(make_error("create container", record.name,
                            "invalid name: use letters, digits, '_', '.' and '-', starting with a letter or digit"));
   FileLock guard = TRY(lock_names());
+  remove_stale_locked();
   std::vector<ContainerRecord> existing = TRY(list());
   auto taken = [&](const std::string& name) {
     return std::any_of(existing.begin(), existing.end(), [&](const ContainerRecord& r) { return r.name == name; });
@@ -260,8 +262,34 @@ Result<void> ContainerStore::rename(const std::string& ref, const std::string& n
   return write_file_atomic(path_join(dir(rec.id), "container.json"), rec.to_json().dump(2) + "\n", 0600);
 }
 
+Result<void> ContainerStore::remove_stale() {
+  FileLock guard = TRY(lock_names());
+  remove_stale_locked();
+  return {};
+}
+
+void ContainerStore::remove_stale_locked() const {
+  // Both exist only while create() or remove() holds the names lock, which
+  // the caller holds now: any found belongs to a process that died.
+  std::vector<std::string> stale;
+  if (auto names = list_dir(path_join(root_, "containers")); names)
+    for (const std::string& name : *names)
+      if (name.ends_with(".creating")) stale.push_back(path_join(root_, "containers/" + name));
+  if (auto names = list_dir(path_join(root_, "tmp")); names)
+    for (const std::string& name : *names)
+      if (name.starts_with("container-") && Digest::is_hex64(name.substr(10))) {
+        stale.push_back(path_join(root_, "tmp/" + name));
+        stale.push_back(run_dir(name.substr(10)));
+      }
+  for (const std::string& path : stale) {
+    (void)unmount_path(path_join(path, "rootfs"));  // a remover that died before unmounting
+    (void)remove_tree(path);
+  }
+}
+
 Result<void> ContainerStore::remove(const std::string& id) {
   FileLock guard = TRY(lock_names());
+  remove_stale_locked();
   std::string d = dir(id);
   // Rename first so a half-removed container never lists.
   std::string trash = path_join(root_, "tmp/container-" + id);
@@ -299,7 +327,20 @@ ContainerState ContainerStore::state(const std::string& id) const {
 }
 
 Result<void> ContainerStore::write_state(const std::string& id, const ContainerState& state) const {
-  return write_file_atomic(path_join(dir(id), "state.json"), state.to_json().dump() + "\n", 0600);
+  std::string path = path_join(dir(id), "state.json");
+  std::string text = state.to_json().dump() + "\n";
+  auto written = write_file_atomic(path, text, 0600);
+  if (written || (written.error().err != ENOSPC && written.error().err != EDQUOT)) return written;
+  // A full file system (a container filled it) has no room for a new file,
+  // but the old state's own blocks can take the new one: overwrite it in
+  // place, padded with spaces to its old length, so the exit is still
+  // recorded. Not atomic, but better than a record that stays "running".
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) return written;
+  size_t old_size = static_cast<size_t>(st.st_size);
+  if (text.size() < old_size) text.insert(text.size() - 1, old_size - text.size(), ' ');
+  if (!write_file_in_place(path, text)) return written;
+  return {};
 }
 
 }  // namespace isola

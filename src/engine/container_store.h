@@ -103,6 +103,9 @@ class ContainerStore {
   Result<ContainerRecord> resolve(const std::string& ref) const;
   Result<void> rename(const std::string& ref, const std::string& new_name);
   Result<void> remove(const std::string& id);
+  // Removes what a create or remove that crashed left: a half-written
+  // `<id>.creating` directory, a half-deleted `tmp/container-<id>`.
+  Result<void> remove_stale();
 
   // The state as recorded, corrected for a monitor or container that died
   // without recording it: then the container shows as exited.
@@ -115,6 +118,8 @@ class ContainerStore {
  private:
   explicit ContainerStore(std::string root) : root_(std::move(root)) {}
   Result<FileLock> lock_names() const;
+  // remove_stale() for a caller holding lock_names().
+  void remove_stale_locked() const;
   std::string root_;
 };
 

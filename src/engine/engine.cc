@@ -228,6 +228,14 @@ Result<pid_t> Engine::start(const ContainerRecord& rec, bool wait_for_attach) {
     return fail(make_error("start container", rec.name, "it is already running"));
   // A monitor that died leaves its cgroup and mount behind; clear them first.
   if (st.status == "exited" && st.monitor_pid != 0) TRYV(cleanup(rec));
+  // A monitor whose CLI died before attaching waits for that attach forever,
+  // with the container's set-up process (or a whole VM): replace it, or
+  // there would be two.
+  if (st.status == "created" && process_matches(st.monitor_pid, st.monitor_start)) {
+    ::kill(st.monitor_pid, SIGKILL);
+    wait_gone(st.monitor_pid, st.monitor_start, 10000);
+    TRYV(cleanup(rec));
+  }
   TRYV(mount_rootfs(rec));
   trace("engine: launching the monitor");
   auto pid = launch_monitor({containers_.root(), rec.id, wait_for_attach});

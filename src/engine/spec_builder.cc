@@ -32,9 +32,7 @@ bool all_digits(const std::string& s) {
 std::string read_in_rootfs(const std::string& rootfs, const std::string& rel) {
   auto root = open_dir(rootfs);
   if (!root) return {};
-  auto fd = open_in_root(root->get(), rel, O_RDONLY);
-  if (!fd) return {};
-  auto text = read_fd(fd->get(), rel, 4u << 20);
+  auto text = read_regular_in_root(root->get(), rel, 4u << 20);
   return text ? *text : std::string();
 }
 

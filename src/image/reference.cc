@@ -18,6 +18,12 @@ static bool valid_component(std::string_view c) {
   return alnum(c.front()) && alnum(c.back());
 }
 
+// Whether a name's first component is a registry host rather than a path.
+static bool looks_like_host(std::string_view first) {
+  return first.find('.') != std::string_view::npos || first.find(':') != std::string_view::npos ||
+         first == "localhost";
+}
+
 // host[:port], where host is dot-separated labels of letters, digits and '-'.
 static bool valid_host(std::string_view host) {
   std::string_view name = host;
@@ -45,7 +51,7 @@ Result<Reference> Reference::parse(std::string_view text) {
   auto bad = [&](const char* why) {
     return fail(make_error("parse image reference", std::string(text.substr(0, 256)), why));
   };
-  if (text.empty() || text.size() > 255) return bad("must be 1 to 255 characters");
+  if (text.empty()) return bad("must be 1 to 255 characters");
   if (text.find('@') != std::string_view::npos) return bad("digest references are not supported here");
 
   // A ':' after the last '/' separates the tag; one before it is a port.
@@ -63,14 +69,17 @@ Result<Reference> Reference::parse(std::string_view text) {
     tag = std::string(t);
   }
 
+  // As docker: up to 255 characters of name, and the tag (up to 128) on top,
+  // so that the normalized "name:tag" reads back.
+  if (name.size() > 255) return bad("the name must be 1 to 255 characters");
+
   // The first component may be a registry host (with '.', ':' or "localhost").
   std::string_view host;
   std::string_view path = name;
   size_t first_slash = name.find('/');
   if (first_slash != std::string_view::npos) {
     std::string_view first = name.substr(0, first_slash);
-    if (first.find('.') != std::string_view::npos || first.find(':') != std::string_view::npos ||
-        first == "localhost") {
+    if (looks_like_host(first)) {
       host = first;
       path = name.substr(first_slash + 1);
     }
@@ -92,6 +101,10 @@ Result<Reference> Reference::parse(std::string_view text) {
   if (host.empty() || host == "docker.io" || host == "index.docker.io") {
     repo = std::string(path);
     if (repo.rfind("library/", 0) == 0 && repo.find('/', 8) == std::string::npos) repo = repo.substr(8);
+    // "docker.io/quay.io/x" is Docker Hub's "quay.io/x": without the prefix
+    // the normalized name would read back as another registry's image.
+    size_t end = repo.find('/');
+    if (end != std::string::npos && looks_like_host(std::string_view(repo).substr(0, end))) repo = "docker.io/" + repo;
   } else {
     repo = std::string(host) + "/" + std::string(path);
   }

@@ -1202,6 +1202,9 @@ Result<std::vector<std::string>> cgroup_procs_files(pid_t pid) {
   Child c{above_stdio(sync)};
   c.wait_for_byte();  // moved into the container's cgroups
   for (const OpenedJoin& j : joins) c.check(::setns(j.fd, j.type), "join namespace", *j.path);
+  // Like the container's init, never the caller's keys (runc does the same).
+  if (::syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, nullptr) < 0 && errno != ENOSYS)
+    c.fail(errno, "join a new session keyring");
   finish_process(c, plan, false, devnull);
 }
 

@@ -1,5 +1,9 @@
 #include "vm/vm_spec.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cmath>
 
@@ -26,32 +30,61 @@ Result<VmPlan> VmPlan::from_json(const Json& j) {
   return p;
 }
 
+namespace {
+
+constexpr uint64_t kMaxVolumeFile = 16u << 20;
+
+Result<void> copy_volume_file(const std::string& source, const std::string& dest) {
+  UniqueFd in = TRY(open_path(source, O_RDONLY | O_NONBLOCK | O_NOCTTY));
+  struct stat st;
+  if (::fstat(in.get(), &st) != 0) return fail(sys_error("stat", source));
+  if (!S_ISREG(st.st_mode))
+    return fail(make_error("share with the VM", source, "a single-file volume must be a regular file"));
+  if (static_cast<uint64_t>(st.st_size) > kMaxVolumeFile)
+    return fail(make_error("share with the VM", source,
+                           "single-file volumes are copied into the VM and may be at most 16 MiB; mount its directory"));
+  std::string data = TRY(read_fd(in.get(), source, kMaxVolumeFile));
+  TRYV(mkdir_p(dest.substr(0, dest.rfind('/')), 0700));
+  TRYV(write_file_atomic(dest, data, st.st_mode & 07777));
+  if (::chown(dest.c_str(), st.st_uid, st.st_gid) != 0) return fail(sys_error("chown", dest));
+  return {};
+}
+
+}  // namespace
+
 Result<VmPlan> plan_vm(RuntimeSpec& spec, const std::string& etc_dir) {
   VmPlan plan;
   plan.shares.push_back({"rootfs", spec.root_path, "/run/isola/rootfs", false});
   plan.shares.push_back({"etc", etc_dir, "/run/isola/etc", true});
   spec.root_path = "/run/isola/rootfs";
-  int volumes = 0;
+  int volumes = 0, files = 0;
+  const std::string files_dir = path_join(etc_dir.substr(0, etc_dir.rfind('/')), "vm-files");
   for (MountSpec& m : spec.mounts) {
     if (m.type != "bind") continue;
     if (m.source.rfind(etc_dir + "/", 0) == 0) {
       m.source = "/run/isola/etc/" + m.source.substr(etc_dir.size() + 1);
       continue;
     }
-    // 9p shares directories: a file volume travels in its parent.
-    bool is_dir = is_directory(m.source);
-    std::string dir = is_dir ? m.source : m.source.substr(0, m.source.rfind('/'));
-    if (dir.empty()) dir = "/";
     bool ro = false;
     for (const std::string& o : m.options) ro = ro || o == "ro";
-    // Several files of one directory (an engine's hosts, hostname,
-    // resolv.conf) travel in one share.
+    if (!is_directory(m.source)) {
+      // 9p shares directories, and sharing the file's directory would hand
+      // the guest its neighbours (a volume of /etc/localtime, /etc). The
+      // file is copied into a directory of its own instead: the guest sees
+      // it as it was at create, and its changes stay in the guest.
+      std::string name = std::to_string(files++) + "-" + m.source.substr(m.source.rfind('/') + 1);
+      TRYV(copy_volume_file(m.source, path_join(files_dir, name)));
+      if (files == 1) plan.shares.push_back({"files", files_dir, "/run/isola/files", false});
+      m.source = "/run/isola/files/" + name;
+      continue;
+    }
+    // Several bind mounts of one directory travel in one share.
     auto same = std::find_if(plan.shares.begin(), plan.shares.end(), [&](const VmShare& s) {
-      return s.tag.starts_with("v") && s.host_path == dir && s.readonly == ro;
+      return s.tag.starts_with("v") && s.host_path == m.source && s.readonly == ro;
     });
     std::string tag = same != plan.shares.end() ? same->tag : "v" + std::to_string(volumes++);
-    if (same == plan.shares.end()) plan.shares.push_back({tag, dir, "/run/isola/" + tag, ro});
-    m.source = "/run/isola/" + tag + (is_dir ? "" : m.source.substr(m.source.rfind('/')));
+    if (same == plan.shares.end()) plan.shares.push_back({tag, m.source, "/run/isola/" + tag, ro});
+    m.source = "/run/isola/" + tag;
   }
   for (const VmShare& s : plan.shares)
     if (s.host_path.find(',') != std::string::npos)
