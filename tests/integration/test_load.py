@@ -93,6 +93,12 @@ class Shell:
         cid = self.sh("run", "-d", *self.extra, IMAGE, "sh", "-c", "echo run >> /runs; exec sleep 1000").strip()
         assert HEX64.match(cid), cid
         self.stats.ids.add(cid)
+        # `run -d` returns once the command runs, not once it has written:
+        # wait for the first line before stopping, or it may never come.
+        deadline = time.monotonic() + 60
+        while self.box("exec", cid, "cat", "/runs", timeout=self.timeout).stdout != "run\n":
+            assert time.monotonic() < deadline, f"[{self.name}] the first run never wrote /runs"
+            time.sleep(0.05)
         self.sh("stop", "-t", "1", cid)
         self.sh("start", cid)
         out = self.sh("exec", cid, "cat", "/runs")
