@@ -47,4 +47,18 @@ Result<int64_t> json_int(const Json& obj, const char* key, const std::string& wh
   return it->get<int64_t>();
 }
 
+int64_t json_int_or(const Json& obj, const char* key, int64_t fallback) {
+  if (!obj.is_object()) return fallback;
+  auto it = obj.find(key);
+  if (it == obj.end() || !it->is_number_integer()) return fallback;
+  return it->get<int64_t>();
+}
+
+bool json_bool_or(const Json& obj, const char* key, bool fallback) {
+  if (!obj.is_object()) return fallback;
+  auto it = obj.find(key);
+  if (it == obj.end() || !it->is_boolean()) return fallback;
+  return it->get<bool>();
+}
+
 }  // namespace isola

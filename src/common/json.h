@@ -23,5 +23,10 @@ std::string json_string_or(const Json& obj, const char* key, std::string fallbac
 Result<const Json*> json_object(const Json& obj, const char* key, const std::string& what);
 Result<const Json*> json_array(const Json& obj, const char* key, const std::string& what);
 Result<int64_t> json_int(const Json& obj, const char* key, const std::string& what);
+// Never throw: `fallback` when `obj` is not an object or the field is absent
+// or of another type. For frames from a guest or a client, where a wrong type
+// must not take the reader down.
+int64_t json_int_or(const Json& obj, const char* key, int64_t fallback);
+bool json_bool_or(const Json& obj, const char* key, bool fallback);
 
 }  // namespace isola

@@ -23,6 +23,7 @@
 #include "engine/container_store.h"
 #include "image/rootfs.h"
 #include "monitor/protocol.h"
+#include "monitor/reports.h"
 #include "monitor/session.h"
 #include "monitor/vm_monitor.h"
 #include "runtime/cgroup.h"
@@ -201,8 +202,8 @@ void Monitor::handle_frame(Client& c, const Frame& f) {
       c.attached = true;
       if (master_ && req->contains("rows")) {
         struct winsize ws {};
-        ws.ws_row = static_cast<unsigned short>(req->value("rows", 24));
-        ws.ws_col = static_cast<unsigned short>(req->value("cols", 80));
+        ws.ws_row = static_cast<unsigned short>(json_int_or(*req, "rows", 24));
+        ws.ws_col = static_cast<unsigned short>(json_int_or(*req, "cols", 80));
         ::ioctl(master_.get(), TIOCSWINSZ, &ws);
       }
       if (exited_) {
@@ -226,8 +227,8 @@ void Monitor::handle_frame(Client& c, const Frame& f) {
       auto size = parse_json(f.payload, "resize");
       if (!size || !master_) return;
       struct winsize ws {};
-      ws.ws_row = static_cast<unsigned short>(size->value("rows", 24));
-      ws.ws_col = static_cast<unsigned short>(size->value("cols", 80));
+      ws.ws_row = static_cast<unsigned short>(json_int_or(*size, "rows", 24));
+      ws.ws_col = static_cast<unsigned short>(json_int_or(*size, "cols", 80));
       ::ioctl(master_.get(), TIOCSWINSZ, &ws);
       return;
     }
@@ -444,21 +445,10 @@ Result<pid_t> launch_monitor(const MonitorRequest& req) {
   if (!text) return fail(text.error());
   auto j = parse_json(*text, "monitor report");
   if (!j) return fail(make_error("start container", req.id, "the monitor died before it reported"));
-  if (!j->value("ok", false)) {
-    Error e = plain_error(json_string_or(*j, "message"));
-    Error probe{j->value("errno", 0), json_string_or(*j, "op"), {}, {}};
-    e.exit_code = j->value("exit_code", 0) ? j->value("exit_code", 0) : start_failure_exit_code(probe);
-    return fail(e);
-  }
-  return static_cast<pid_t>(j->value("pid", 0));
-}
-
-int start_failure_exit_code(const Error& error) {
-  if (error.op == "exec") {
-    if (error.err == ENOENT) return 127;
-    if (error.err == EACCES || error.err == ENOEXEC || error.err == EPERM || error.err == EISDIR) return 126;
-  }
-  return 125;
+  if (!json_bool_or(*j, "ok", false)) return fail(read_error_report(*text));
+  int64_t pid = json_int_or(*j, "pid", 0);
+  if (pid <= 0 || pid > INT32_MAX) return fail(make_error("start container", req.id, "the monitor reported no pid"));
+  return static_cast<pid_t>(pid);
 }
 
 }  // namespace isola

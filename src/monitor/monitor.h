@@ -11,6 +11,7 @@
 #include <string>
 
 #include "common/error.h"
+#include "monitor/reports.h"
 
 namespace isola {
 
@@ -31,9 +32,5 @@ struct MonitorRequest {
 // command does not exist) comes back as the error; op "exec" and the errno
 // tell 127 from 126.
 Result<pid_t> launch_monitor(const MonitorRequest& request);
-
-// Maps a start failure to docker's exit code: 127 not found, 126 cannot be
-// invoked, 125 otherwise.
-int start_failure_exit_code(const Error& error);
 
 }  // namespace isola

@@ -31,17 +31,6 @@ Result<void> write_out(int fd, const std::string& data) {
   return {};
 }
 
-Error error_from_frame(const std::string& payload) {
-  auto j = parse_json(payload, "error frame");
-  Error e = plain_error(j ? json_string_or(*j, "message", json_string_or(*j, "error")) : "unknown error");
-  if (j) {
-    Error probe{j->value("errno", 0), json_string_or(*j, "op"), {}, {}};
-    int given = j->value("exit_code", 0);
-    e.exit_code = given ? given : start_failure_exit_code(probe);
-  }
-  return e;
-}
-
 }  // namespace
 
 SessionClient::SessionClient(UniqueFd sock, SessionOptions opts) : sock_(std::move(sock)), opts_(std::move(opts)) {}
@@ -120,17 +109,17 @@ Result<void> SessionClient::drain_frames() {
       case FrameType::stderr_data: TRYV(write_out(opts_.tty ? opts_.out : opts_.err, f.payload)); break;
       case FrameType::started: started_ = true; break;
       case FrameType::exit: {
-        auto j = parse_json(f.payload, "exit frame");
+        ExitReport report = read_exit_report(f.payload);
         exited_ = true;
-        exit_code_ = j ? j->value("exit_code", 125) : 125;
-        if (j && !started_ && !json_string_or(*j, "error").empty()) {
-          Error e = plain_error(json_string_or(*j, "error"));
+        exit_code_ = report.exit_code;
+        if (!started_ && !report.error.empty()) {
+          Error e = plain_error(report.error);
           e.exit_code = exit_code_;
           return fail(e);
         }
         break;
       }
-      case FrameType::error: return fail(error_from_frame(f.payload));
+      case FrameType::error: return fail(read_error_report(f.payload));
       default: break;
     }
   }

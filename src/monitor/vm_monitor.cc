@@ -208,7 +208,7 @@ Result<void> VmMonitor::prepare() {
   if (hello.type != AgentMsg::hello) return fail(make_error("start the VM", rec_.name, "the agent did not say hello"));
   trace("vm: agent said hello");
   Json h = TRY(parse_json(hello.payload, "agent hello"));
-  if (h.value("version", 0u) != kAgentProtocolVersion)
+  if (json_int_or(h, "version", 0) != static_cast<int64_t>(kAgentProtocolVersion))
     return fail(make_error("start the VM", rec_.name, "the guest agent speaks another protocol version"));
 
   state_ = store_.recorded_state(rec_.id);
@@ -241,13 +241,7 @@ Result<void> VmMonitor::create_container() {
     AgentFrame f = TRY(wait_frame(60000));
     if (f.type == AgentMsg::started && f.stream == kInitStream) break;
     if (f.type == AgentMsg::error) {
-      auto j = parse_json(f.payload, "agent error");
-      Error e{j ? j->value("errno", 0) : 0, j ? json_string_or(*j, "op") : "", "", ""};
-      e.detail = j ? json_string_or(*j, "message") : f.payload;
-      e.exit_code = start_failure_exit_code(e);
-      Error out = plain_error(e.detail);
-      out.exit_code = e.exit_code;
-      return fail(out);
+      return fail(read_error_report(f.payload));
     }
     on_agent_frame(f);  // early output
   }
@@ -292,12 +286,11 @@ void VmMonitor::on_agent_frame(const AgentFrame& f) {
       if (Client* c = client_for(f.stream)) queue_frame(*c, FrameType::started, "");
       return;
     case AgentMsg::exit: {
-      auto j = parse_json(f.payload, "exit");
-      int code = j ? j->value("exit_code", 125) : 125;
+      ExitReport exit = read_exit_report(f.payload);
       if (f.stream == kInitStream) {
-        finish(code, j && j->value("oom_killed", false), "");
+        finish(exit.exit_code, exit.oom_killed, "");
       } else if (Client* c = client_for(f.stream)) {
-        queue_frame(*c, FrameType::exit, Json{{"exit_code", code}}.dump());
+        queue_frame(*c, FrameType::exit, Json{{"exit_code", exit.exit_code}}.dump());
         stream_fd_.erase(f.stream);
       }
       return;
@@ -332,8 +325,8 @@ void VmMonitor::on_client_frame(Client& c, const Frame& f) {
       }
       if (!created_) {
         if (req->contains("rows")) {
-          rows_ = req->value("rows", 24);
-          cols_ = req->value("cols", 80);
+          rows_ = static_cast<unsigned short>(json_int_or(*req, "rows", 24));
+          cols_ = static_cast<unsigned short>(json_int_or(*req, "cols", 80));
         }
         if (auto r = create_container(); !r) {
           queue_frame(c, FrameType::error, error_json(r.error()).dump());
@@ -343,7 +336,7 @@ void VmMonitor::on_client_frame(Client& c, const Frame& f) {
       }
       queue_frame(c, FrameType::started, "");
     } else if (op == "signal") {
-      auto r = send(AgentMsg::signal, kInitStream, Json{{"signal", req->value("signal", 15)}}.dump());
+      auto r = send(AgentMsg::signal, kInitStream, Json{{"signal", static_cast<int>(json_int_or(*req, "signal", 15))}}.dump());
       queue_frame(c, FrameType::reply, Json{{"ok", bool(r)}}.dump());
     } else if (op == "ps") {
       ps_client_fd_ = c.fd.get();
@@ -352,8 +345,11 @@ void VmMonitor::on_client_frame(Client& c, const Frame& f) {
       uint32_t stream = next_stream_++;
       c.stream = stream;
       stream_fd_[stream] = c.fd.get();
-      Json exec = {{"process", req->value("process", Json::object())}, {"interactive", req->value("stdin", false)}};
-      if (req->contains("rows")) exec["rows"] = req->value("rows", 24), exec["cols"] = req->value("cols", 80);
+      Json exec = {{"process", req->value("process", Json::object())}, {"interactive", json_bool_or(*req, "stdin", false)}};
+      if (req->contains("rows")) {
+        exec["rows"] = static_cast<unsigned short>(json_int_or(*req, "rows", 24));
+        exec["cols"] = static_cast<unsigned short>(json_int_or(*req, "cols", 80));
+      }
       if (!send(AgentMsg::exec, stream, exec.dump()))
         queue_frame(c, FrameType::error, Json{{"message", "the guest agent is unreachable"}}.dump());
     } else {

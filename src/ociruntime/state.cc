@@ -33,10 +33,10 @@ Result<ContainerInfo> ContainerInfo::from_json(const Json& j) {
   c.bundle = json_string_or(j, "bundle");
   c.rootfs = json_string_or(j, "rootfs");
   c.backend = json_string_or(j, "backend") == "vm" ? Backend::vm : Backend::process;
-  c.pid = static_cast<pid_t>(j.value("pid", 0));
-  c.pid_start = j.value("pid_start", uint64_t{0});
+  c.pid = static_cast<pid_t>(json_int_or(j, "pid", 0));
+  c.pid_start = static_cast<uint64_t>(json_int_or(j, "pid_start", 0));
   c.cgroup_path = json_string_or(j, "cgroup_path");
-  c.created_ns = j.value("created_ns", int64_t{0});
+  c.created_ns = json_int_or(j, "created_ns", 0);
   if (auto it = j.find("annotations"); it != j.end() && it->is_object())
     for (const auto& [k, v] : it->items())
       if (v.is_string()) c.annotations[k] = v.get<std::string>();

@@ -24,9 +24,9 @@ Result<VmPlan> VmPlan::from_json(const Json& j) {
   const std::string what = "vm.json";
   for (const Json& s : *TRY(json_array(j, "shares", what)))
     p.shares.push_back({TRY(json_string(s, "tag", what)), TRY(json_string(s, "host_path", what)),
-                        TRY(json_string(s, "guest_path", what)), s.value("readonly", false)});
-  p.memory_mb = j.value("memory_mb", uint64_t{256});
-  p.cpus = j.value("cpus", 1u);
+                        TRY(json_string(s, "guest_path", what)), json_bool_or(s, "readonly", false)});
+  p.memory_mb = static_cast<uint64_t>(json_int_or(j, "memory_mb", 256));
+  p.cpus = static_cast<unsigned>(json_int_or(j, "cpus", 1));
   return p;
 }
 
