@@ -333,9 +333,11 @@ Result<int> cmd_update(const Context& ctx, const Args& args, size_t begin) {
   }
   auto number = [&](const char* flag) -> Result<std::optional<int64_t>> {
     if (!p.has(flag)) return std::optional<int64_t>{};
+    const std::string text = p.get(flag);  // strtoll's end points into it
     char* end = nullptr;
-    long long v = std::strtoll(p.get(flag).c_str(), &end, 10);
-    if (*end) return fail(make_error("parse arguments", std::string("--") + flag, "must be a number"));
+    errno = 0;
+    long long v = std::strtoll(text.c_str(), &end, 10);
+    if (text.empty() || *end || errno == ERANGE) return fail(make_error("parse arguments", std::string("--") + flag, "must be a number"));
     return std::optional<int64_t>{v};
   };
   if (auto v = TRY(number("memory"))) res["memory"]["limit"] = *v;
