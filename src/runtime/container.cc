@@ -1035,6 +1035,18 @@ int lookup_executable(const ProcessPlan& p) {
   return err;
 }
 
+// The working directory must lie under the container's root. A descriptor
+// of a host directory, leaked by mistake or passed on purpose, given as the
+// cwd (/proc/self/fd/N) would let ".." walk the host's tree (runc's
+// CVE-2024-21626). The kernel tells: getcwd fails with ENOENT, or names a
+// path that does not start with '/', for a directory the root cannot reach.
+void check_cwd_inside_root(const Child& c, const std::string& cwd) {
+  char buf[PATH_MAX];
+  if (::getcwd(buf, sizeof buf) != nullptr ? buf[0] == '/' : errno != ENOENT) return;
+  c.fail(0, "chdir to the working directory", cwd,
+         "it lies outside the container's root filesystem (a descriptor of a host directory?)");
+}
+
 [[noreturn]] void finish_process(Child c, const ProcessPlan& p, bool wait_for_start, int devnull) {
   const ProcessSpec& proc = p.process;
   setup_stdio(c, p, devnull);
@@ -1059,6 +1071,7 @@ int lookup_executable(const ProcessPlan& p) {
   c.check(switch_user_and_capabilities(proc));
   if (nnp) c.check(set_no_new_privileges());
   if (!in_cwd) c.check(::chdir(proc.cwd.c_str()), "chdir to the working directory", proc.cwd);
+  check_cwd_inside_root(c, proc.cwd);
   if (wait_for_start) {
     // As runc does: a command that cannot be found fails create, not start.
     if (int err = lookup_executable(p); err != 0)

@@ -305,11 +305,10 @@ def test_workdir_through_a_leaked_descriptor_stays_inside(box, oci, tmp_path):
         res = box("exec", "-w", f"/proc/self/fd/{n}", cid, "sh", "-c", escape)
         assert "ESCAPED" not in res.stdout, f"exec -w /proc/self/fd/{n}: {describe(res)}"
 
-    # Control: a descriptor of a host directory handed in on purpose
-    # (isola-runtime --preserve-fds 1) and made the working directory.
-    # Either the runtime refuses it (runc checks that the working directory
-    # lies in the root), or the probe sees the host: it would see it through
-    # a leaked descriptor too.
+    # A descriptor of a host directory handed in on purpose (isola-runtime
+    # --preserve-fds 1) and made the working directory: the runtime checks,
+    # as runc does since CVE-2024-21626, that the working directory lies in
+    # the root, and refuses it before the command runs.
     b = make_bundle(tmp_path / "bundle", "sh", "-c", escape)
     b.process["cwd"] = "/proc/self/fd/3"
     b.save()
@@ -320,9 +319,18 @@ def test_workdir_through_a_leaked_descriptor_stays_inside(box, oci, tmp_path):
         proc = subprocess.run(["sh", "-c", f'exec 3<"{tmp_path}" && exec "$@"', "sh", RUNTIME, "--root", str(oci.root),
                                "run", "--preserve-fds", "1", "--bundle", str(b.path), control_id],
                               stdout=f, stderr=subprocess.PIPE, text=True, timeout=60, stdin=subprocess.DEVNULL)
-    if proc.returncode == 0:
-        assert "ESCAPED usr/local/bin/isola" in out.read_text(), \
-            f"control: the probe did not notice a host working directory: {out.read_text()} {proc.stderr}"
+    assert proc.returncode != 0, f"a host working directory was accepted: {out.read_text()}"
+    assert "outside the container's root" in proc.stderr, proc.stderr
+    assert "ESCAPED" not in out.read_text()
+    # The same descriptor as an ordinary working directory inside is fine.
+    b.process["cwd"] = "/tmp"
+    b.save()
+    ok_id = oci.new_id("cwd-ok")
+    oci.created.append(ok_id)
+    proc = subprocess.run(["sh", "-c", f'exec 3<"{tmp_path}" && exec "$@"', "sh", RUNTIME, "--root", str(oci.root),
+                           "run", "--preserve-fds", "1", "--bundle", str(b.path), ok_id],
+                          capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0 and "ESCAPED" not in proc.stdout, f"{proc.stdout} {proc.stderr}"
 
 
 # ---------------------------------------------------------------------------
