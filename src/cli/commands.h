@@ -8,6 +8,8 @@
 #include <string>
 
 #include "common/error.h"
+#include "common/json.h"
+#include "net/endpoint.h"
 
 namespace isola::cli {
 
@@ -28,5 +30,9 @@ void add_image_commands(CLI::App& app, Globals& globals);
 void add_run_commands(CLI::App& app, Globals& globals);
 void add_container_commands(CLI::App& app, Globals& globals);
 void add_info_command(CLI::App& app, Globals& globals);
+void add_network_commands(CLI::App& app, Globals& globals);
+
+// A container's NetworkSettings for inspect.
+Json network_settings_json(const ContainerNetwork& net);
 
 }  // namespace isola::cli

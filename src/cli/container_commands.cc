@@ -13,6 +13,7 @@
 #include "cli/commands.h"
 #include "cli/table.h"
 #include "engine/engine.h"
+#include "engine/networking.h"
 #include "monitor/client.h"
 #include "runtime/cgroup.h"
 
@@ -157,6 +158,7 @@ Json container_json(Engine& engine, const ContainerRecord& r) {
           {"Config", config},
           {"HostConfig", r.options},
           {"Mounts", mounts},
+          {"NetworkSettings", network_settings_json(load_container_network(cs, r.id).value_or(ContainerNetwork{}))},
           {"GraphDriver",
            {{"Name", "overlay"},
             {"Data", {{"MergedDir", cs.rootfs_dir(r.id)}, {"UpperDir", cs.upper_dir(r.id)}, {"WorkDir", cs.work_dir(r.id)}}}}}};

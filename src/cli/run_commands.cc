@@ -89,7 +89,11 @@ void add_run_flags(CLI::App* cmd, RunArgs& a, bool with_run_only) {
   cmd->add_option("--cap-drop", a.opts.cap_drop, "Drop a capability")->allow_extra_args(false);
   cmd->add_flag("--privileged", a.opts.privileged, "All capabilities, no seccomp, no masked paths");
   cmd->add_option("--security-opt", a.security_opts, "no-new-privileges | seccomp=unconfined|FILE")->allow_extra_args(false);
-  cmd->add_option("--network,--net", a.opts.network, "none (default) or host");
+  cmd->add_option("--network,--net", a.opts.network,
+                  "bridge (default), a network's name, none, host, or container:ID (share its network)");
+  cmd->add_option("-p,--publish", a.opts.publish, "Publish a port: [hostip:][hostport:]port[/tcp|udp]")
+      ->allow_extra_args(false);
+  cmd->add_flag("-P,--publish-all", a.opts.publish_all, "Publish every port the image exposes on a free host port");
   cmd->add_option("--userns", a.opts.userns, "auto: root in the container is an unprivileged host id");
   cmd->add_option("-l,--label", a.labels, "Set a label KEY=VALUE")->allow_extra_args(false);
   cmd->add_flag("--init", a.opts.init, "Run a tiny init as PID 1 that reaps zombies and forwards signals");

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "common/log.h"
+#include "engine/networking.h"
 #include "engine/spec_builder.h"
 #include "image/rootfs.h"
 #include "image/shift.h"
@@ -118,7 +119,8 @@ Json run_options_to_json(const RunOptions& o) {
 Result<Engine> Engine::open(const std::string& root) {
   ImageStore images = TRY(ImageStore::open(root));
   ContainerStore containers = TRY(ContainerStore::open(root));
-  return Engine(std::move(images), std::move(containers));
+  NetworkStore networks = TRY(NetworkStore::open(root));
+  return Engine(std::move(images), std::move(containers), std::move(networks));
 }
 
 Result<void> Engine::mount_rootfs(const ContainerRecord& rec) {
@@ -167,13 +169,18 @@ Result<ContainerRecord> Engine::create(const RunOptions& opts) {
     if (opts.volumes.size() > 8)
       return fail(make_error("create container", "-v", "at most 8 volumes with --isolation=vm"));
   }
-  if (opts.network != "none" && opts.network != "host")
-    return fail(make_error("create container", opts.network, "unsupported --network; use 'none' or 'host'"));
+  if (opts.isolation == Isolation::vm && opts.network.starts_with("container:"))
+    return fail(make_error("create container", "--network " + opts.network,
+                           "a VM has a network of its own and cannot share another container's; use a network "
+                           "both are on instead (isola network create)"));
   trace("engine: create");
   ImageRecord image = TRY(images_.resolve(opts.image));
   Json image_config = TRY(images_.config(image));
   trace("engine: image resolved");
   Json cfg = image_config.value("config", Json::object());
+  RunOptions run = opts;
+  if (auto ex = cfg.find("ExposedPorts"); ex != cfg.end() && ex->is_object())
+    for (const auto& [port, _] : ex->items()) run.exposed_ports.push_back(port);
 
   ContainerRecord rec;
   rec.name = opts.name;
@@ -191,7 +198,9 @@ Result<ContainerRecord> Engine::create(const RunOptions& opts) {
   if (opts.userns == "auto") TRYV(check_searchable(path_join(containers_.root(), "containers")));
   rec = TRY(containers_.create(rec, opts.userns == "auto"));
 
+  ContainerNetwork net;
   auto built = [&]() -> Result<void> {
+    net = TRY(plan_network(networks_, containers_, run, rec.id));
     TRYV(mount_rootfs(rec));
     trace("engine: rootfs mounted");
     SpecInputs in;
@@ -203,6 +212,11 @@ Result<ContainerRecord> Engine::create(const RunOptions& opts) {
     in.userns_base = rec.userns_base;
     RuntimeSpec spec = TRY(build_spec(opts, in));
     TRYV(write_etc_files(in.etc_dir, spec.hostname, opts.network == "host"));
+    if (net.mode == "bridge") {
+      TRYV(write_hosts_file(networks_, containers_, rec, spec.hostname, net));
+      auto resolv = read_file("/etc/resolv.conf", 1u << 20);
+      TRYV(write_file_atomic(path_join(in.etc_dir, "resolv.conf"), container_resolv_conf(resolv ? *resolv : ""), 0644));
+    }
     rec.command = spec.process.args;
     if (opts.isolation == Isolation::vm) {
       // The guest runs the same spec, with its paths in the guest.
@@ -214,10 +228,12 @@ Result<ContainerRecord> Engine::create(const RunOptions& opts) {
                              0600);
   }();
   if (!built) {
+    release_network(networks_, net, rec.id);
     (void)containers_.unmount_rootfs(rec.id);
     (void)containers_.remove(rec.id);
     return fail(built.error());
   }
+  refresh_hosts_files(networks_, containers_, net, rec.id);
   return rec;
 }
 
@@ -237,6 +253,7 @@ Result<pid_t> Engine::start(const ContainerRecord& rec, bool wait_for_attach) {
     TRYV(cleanup(rec));
   }
   TRYV(mount_rootfs(rec));
+  TRYV(bring_up_networks(networks_, TRY(load_container_network(containers_, rec.id))));
   trace("engine: launching the monitor");
   auto pid = launch_monitor({containers_.root(), rec.id, wait_for_attach});
   trace("engine: monitor ready");
@@ -333,6 +350,7 @@ Result<std::vector<pid_t>> Engine::pids(const ContainerRecord& rec) {
 }
 
 Result<void> Engine::cleanup(const ContainerRecord& rec) {
+  (void)unpublish_ports(rec.id);  // the monitor does it, unless it was killed
   if (auto cg = Cgroup::open("isola/" + rec.id); cg) {
     (void)cg->kill_all(SIGKILL);
     TRYV(cg->destroy());
@@ -353,7 +371,10 @@ Result<void> Engine::remove(const ContainerRecord& rec, bool force) {
   }
   if (process_matches(st.monitor_pid, st.monitor_start)) ::kill(st.monitor_pid, SIGKILL);
   TRYV(cleanup(rec));
-  return containers_.remove(rec.id);
+  auto net = load_container_network(containers_, rec.id);
+  TRYV(containers_.remove(rec.id));
+  if (net) forget_container_network(containers_, rec.id, *net);
+  return {};
 }
 
 }  // namespace isola

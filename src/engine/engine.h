@@ -10,6 +10,7 @@
 #include "engine/container_store.h"
 #include "engine/options.h"
 #include "image/store.h"
+#include "net/network.h"
 
 namespace isola {
 
@@ -19,6 +20,7 @@ class Engine {
 
   ImageStore& images() { return images_; }
   ContainerStore& containers() { return containers_; }
+  NetworkStore& networks() { return networks_; }
 
   Result<ContainerRecord> create(const RunOptions& opts);
   // Starts a created or exited container; returns the container's host PID.
@@ -36,11 +38,12 @@ class Engine {
   Result<void> mount_rootfs(const ContainerRecord& rec);
 
  private:
-  Engine(ImageStore images, ContainerStore containers)
-      : images_(std::move(images)), containers_(std::move(containers)) {}
+  Engine(ImageStore images, ContainerStore containers, NetworkStore networks)
+      : images_(std::move(images)), containers_(std::move(containers)), networks_(std::move(networks)) {}
   Result<void> cleanup(const ContainerRecord& rec);
   ImageStore images_;
   ContainerStore containers_;
+  NetworkStore networks_;
 };
 
 // "SIGTERM", "TERM", "15" → 15.

@@ -38,7 +38,10 @@ struct RunOptions {
   bool privileged = false;
   bool no_new_privileges = false;
   std::string seccomp;                   // "", "unconfined" or a profile file
-  std::string network = "none";          // none | host
+  std::string network = "bridge";        // none | host | container:ID | a network's name ("bridge")
+  std::vector<std::string> publish;      // -p [hostip:][hostport:]port[/proto]
+  bool publish_all = false;              // -P: every port the image exposes
+  std::vector<std::string> exposed_ports;  // the image's ExposedPorts ("80/tcp"), filled by the engine
   std::string userns;                    // "" or "host": none; "auto": a private id range
   std::map<std::string, std::string> labels;
   bool init = false;

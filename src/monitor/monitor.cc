@@ -21,6 +21,7 @@
 #include "common/json.h"
 #include "common/log.h"
 #include "engine/container_store.h"
+#include "engine/networking.h"
 #include "image/rootfs.h"
 #include "monitor/protocol.h"
 #include "monitor/reports.h"
@@ -55,6 +56,7 @@ class Monitor {
   void on_exit(int status);
   void drain_outputs();
   void teardown();
+  Result<void> join_network();
 
   ContainerStore store_;
   ContainerRecord rec_;
@@ -71,7 +73,34 @@ class Monitor {
   ContainerState state_;
   std::string start_error_;
   int start_error_code_ = 0;
+  ContainerNetwork net_;
+  UniqueFd netns_;  // keeps a bridge-networked container's namespace until it has exited
 };
+
+// The network namespace the container joins instead of making an empty
+// one: its own, made here with its veths, or another container's.
+Result<void> Monitor::join_network() {
+  net_ = TRY(load_container_network(store_, rec_.id));
+  std::string path;
+  if (net_.mode == "bridge") {
+    netns_ = TRY(make_netns(rec_.id, net_));
+    path = "/proc/self/fd/" + std::to_string(netns_.get());
+    TRYV(publish_ports(rec_.id, net_));
+    trace("monitor: network ready");
+  } else if (net_.mode == "container") {
+    ContainerState other = store_.state(net_.container);
+    if (other.status != "running" && other.status != "paused")
+      return fail(make_error("start container", rec_.name,
+                             "it shares the network of container " + net_.container.substr(0, 12) +
+                                 ", which is not running; start that one first"));
+    path = "/proc/" + std::to_string(other.pid) + "/ns/net";
+  } else {
+    return {};
+  }
+  for (NamespaceSpec& ns : spec_.linux.namespaces)
+    if (ns.type == "network") ns.path = path;
+  return {};
+}
 
 Result<void> Monitor::prepare() {
   listen_ = TRY(listen_socket(ContainerStore::socket_path(rec_.id)));
@@ -112,6 +141,7 @@ Result<void> Monitor::prepare() {
     child_err.reset(p[1]);
     stdio.err = p[1];
   }
+  TRYV(join_network());
   SpawnOptions opts;
   opts.id = rec_.id;
   opts.wait_for_start = wait_for_attach_;
@@ -313,9 +343,12 @@ void Monitor::teardown() {
   trace("monitor: cgroup removed");
   if (auto r = store_.unmount_rootfs(rec_.id); !r) log_debug("rootfs: {}", r.error().message());
   trace("monitor: rootfs unmounted");
+  if (!net_.ports.empty()) (void)unpublish_ports(rec_.id);
+  netns_.reset();
   ::unlink(ContainerStore::socket_path(rec_.id).c_str());
   if (rec_.auto_remove) {
     (void)store_.remove(rec_.id);
+    forget_container_network(store_, rec_.id, net_);
   }
 }
 
