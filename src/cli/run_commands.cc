@@ -33,7 +33,20 @@ struct RunArgs {
   double cpus = 0;
   int64_t pids_limit = 0;
   std::vector<std::string> security_opts;
+  std::string vm_tap;  // --x-vm-tap, until the host's network set-up fills vm_network
 };
+
+// --x-vm-tap NAME,ADDRESS/PREFIX,GATEWAY
+Result<VmNetwork> parse_vm_tap(const std::string& text) {
+  size_t a = text.find(','), b = a == std::string::npos ? a : text.find(',', a + 1);
+  if (b == std::string::npos || text.find(',', b + 1) != std::string::npos)
+    return fail(make_error("run", text, "--x-vm-tap takes NAME,ADDRESS/PREFIX,GATEWAY"));
+  VmNetwork net;
+  net.tap = text.substr(0, a);
+  net.address = text.substr(a + 1, b - a - 1);
+  net.gateway = text.substr(b + 1);
+  return net;
+}
 
 Result<RunOptions> finish_options(RunArgs& a) {
   RunOptions o = a.opts;
@@ -58,6 +71,7 @@ Result<RunOptions> finish_options(RunArgs& a) {
   if (a.isolation == "process" || a.isolation == "default") o.isolation = Isolation::process;
   else if (a.isolation == "vm" || a.isolation == "hyperv") o.isolation = Isolation::vm;
   else return fail(make_error("run", a.isolation, "unknown --isolation; use process or vm (alias hyperv)"));
+  if (!a.vm_tap.empty()) o.vm_network = TRY(parse_vm_tap(a.vm_tap));
   for (const std::string& s : a.security_opts) {
     if (s == "no-new-privileges" || s == "no-new-privileges:true" || s == "no-new-privileges=true")
       o.no_new_privileges = true;
@@ -94,6 +108,9 @@ void add_run_flags(CLI::App* cmd, RunArgs& a, bool with_run_only) {
   cmd->add_option("-l,--label", a.labels, "Set a label KEY=VALUE")->allow_extra_args(false);
   cmd->add_flag("--init", a.opts.init, "Run a tiny init as PID 1 that reaps zombies and forwards signals");
   cmd->add_option("--isolation", a.isolation, "process (default) or vm (alias hyperv)");
+  cmd->add_option("--x-vm-tap", a.vm_tap,
+                  "[internal, temporary; for tests until --network bridges VMs] give the VM a NIC on an "
+                  "existing host tap: NAME,ADDRESS/PREFIX,GATEWAY");
   cmd->add_flag("-t,--tty", a.opts.tty, "Allocate a pseudo-terminal");
   cmd->add_flag("-i,--interactive", a.opts.interactive, "Keep stdin open");
   if (with_run_only) {

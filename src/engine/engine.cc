@@ -112,6 +112,9 @@ Json run_options_to_json(const RunOptions& o) {
   if (o.memory) j["Memory"] = *o.memory;
   if (o.cpus) j["NanoCpus"] = static_cast<int64_t>(*o.cpus * 1e9);
   if (o.pids_limit) j["PidsLimit"] = *o.pids_limit;
+  if (o.vm_network)
+    j["VmNetwork"] = {{"Tap", o.vm_network->tap}, {"Address", o.vm_network->address},
+                      {"Gateway", o.vm_network->gateway}};
   return j;
 }
 
@@ -169,6 +172,13 @@ Result<ContainerRecord> Engine::create(const RunOptions& opts) {
   }
   if (opts.network != "none" && opts.network != "host")
     return fail(make_error("create container", opts.network, "unsupported --network; use 'none' or 'host'"));
+  if (opts.vm_network) {
+    if (opts.isolation != Isolation::vm)
+      return fail(make_error("create container", "--x-vm-tap", "a VM network needs --isolation=vm"));
+    VmNetwork check = *opts.vm_network;
+    if (check.mac.empty()) check.mac = "02:00:00:00:00:01";  // derived later, from the ID
+    TRYV(check_vm_network(check));
+  }
   trace("engine: create");
   ImageRecord image = TRY(images_.resolve(opts.image));
   Json image_config = TRY(images_.config(image));
@@ -207,6 +217,10 @@ Result<ContainerRecord> Engine::create(const RunOptions& opts) {
     if (opts.isolation == Isolation::vm) {
       // The guest runs the same spec, with its paths in the guest.
       VmPlan vm = TRY(plan_vm(spec, in.etc_dir));
+      if (opts.vm_network) {
+        vm.network = *opts.vm_network;
+        if (vm.network->mac.empty()) vm.network->mac = mac_for_container(rec.id);
+      }
       TRYV(write_file_atomic(containers_.vm_path(rec.id), vm.to_json().dump(2) + "\n", 0600));
     }
     TRYV(write_file_atomic(containers_.spec_path(rec.id), spec.to_json().dump(2) + "\n", 0600));

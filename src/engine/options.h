@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "vm/vm_network.h"
+
 namespace isola {
 
 enum class Isolation { process, vm };
@@ -43,6 +45,10 @@ struct RunOptions {
   std::map<std::string, std::string> labels;
   bool init = false;
   Isolation isolation = Isolation::process;
+  // VM isolation: a NIC on this host tap, which the caller (the host's
+  // network set-up) has created, bridged and brought up. An empty mac is
+  // derived from the container ID.
+  std::optional<VmNetwork> vm_network;
   bool tty = false, interactive = false, detach = false, auto_remove = false;
 };
 

@@ -1,9 +1,12 @@
 #include "monitor/vm_monitor.h"
 
 #include <fcntl.h>
-#include <poll.h>
 #include <linux/capability.h>
+#include <linux/if_tun.h>
+#include <net/if.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -33,6 +36,7 @@ namespace {
 
 constexpr int kBootTimeoutMs = 180000;  // TCG on a loaded machine is slow
 constexpr uint32_t kInitStream = 1;
+constexpr int kQemuTapFd = 3;  // the tap's descriptor number in QEMU
 
 int64_t mono_ms() {
   struct timespec ts;
@@ -62,6 +66,31 @@ void drop_worker_privileges() {
   ::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
 }
 
+// Attaches to the tap the host side created (and bridged) for this
+// container. TUNSETIFF would create a tap that does not exist, one attached
+// to nothing: refuse instead, so a missing set-up is an error, not a
+// container without a working network.
+Result<UniqueFd> open_tap(const std::string& name) {
+  TRYV(check_interface_name(name));
+  if (::if_nametoindex(name.c_str()) == 0)
+    return fail(make_error("open the VM's tap", name,
+                           "no such interface; the host's network set-up creates it before the VM starts"));
+  UniqueFd fd(::open("/dev/net/tun", O_RDWR | O_CLOEXEC));
+  if (!fd) return fail(sys_error("open", "/dev/net/tun"));
+  struct ifreq ifr {};
+  std::memcpy(ifr.ifr_name, name.data(), name.size());
+  // IFF_VNET_HDR lets virtio-net pass checksum and segmentation offloads
+  // through instead of QEMU computing them.
+  ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
+  if (::ioctl(fd.get(), TUNSETIFF, &ifr) != 0) {
+    Error e = sys_error("attach to tap", name);
+    if (e.err == EINVAL) e.detail = "it is not a tap device (a tun, or multi-queue)";
+    if (e.err == EBUSY) e.detail = "another process has it open";
+    return fail(std::move(e));
+  }
+  return fd;
+}
+
 class VmMonitor {
  public:
   VmMonitor(ContainerStore store, ContainerRecord rec, Json spec, bool wait_for_attach)
@@ -72,7 +101,7 @@ class VmMonitor {
   pid_t worker_pid() const { return qemu_; }
 
  private:
-  Result<void> start_qemu(const VmConfig& config);
+  Result<void> start_qemu(const VmConfig& config, const UniqueFd& tap);
   Result<AgentFrame> wait_frame(int timeout_ms);
   Result<void> create_container();
   Result<void> send(AgentMsg type, uint32_t stream, std::string_view payload);
@@ -105,7 +134,7 @@ Result<void> VmMonitor::send(AgentMsg type, uint32_t stream, std::string_view pa
   return write_agent_frame(agent_.get(), type, stream, payload);
 }
 
-Result<void> VmMonitor::start_qemu(const VmConfig& config) {
+Result<void> VmMonitor::start_qemu(const VmConfig& config, const UniqueFd& tap) {
   std::vector<std::string> args = qemu_command(config);
   log_debug("qemu: {}", [&] {
     std::string s;
@@ -126,7 +155,14 @@ Result<void> VmMonitor::start_qemu(const VmConfig& config) {
     ::dup2(out.get(), 2);
     int null = ::open("/dev/null", O_RDONLY);
     ::dup2(null, 0);
-    ::close_range(3, ~0U, 0);
+    // The tap is the one descriptor QEMU inherits beyond stdio.
+    int keep = 3;
+    if (tap) {
+      if (tap.get() != kQemuTapFd) ::dup2(tap.get(), kQemuTapFd);  // the copy is not close-on-exec
+      else ::fcntl(kQemuTapFd, F_SETFD, 0);
+      keep = kQemuTapFd + 1;
+    }
+    ::close_range(static_cast<unsigned>(keep), ~0U, 0);
     std::vector<char*> argv;
     for (std::string& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
@@ -176,6 +212,13 @@ Result<void> VmMonitor::prepare() {
   config.shares = plan.shares;
   config.agent_socket = ContainerStore::agent_socket_path(rec_.id);
   config.console_log = store_.console_path(rec_.id);
+  // The monitor's copy closes once QEMU has its own.
+  UniqueFd tap;
+  if (plan.network) {
+    tap = TRY(open_tap(plan.network->tap));
+    config.network = plan.network;
+    config.tap_fd = kQemuTapFd;
+  }
 
   listen_ = TRY(listen_socket(ContainerStore::socket_path(rec_.id)));
   log_ = rec_.keep_log ? TRY(open_path(store_.log_path(rec_.id), O_WRONLY | O_CREAT | O_APPEND, 0600))
@@ -190,7 +233,8 @@ Result<void> VmMonitor::prepare() {
   ::unlink(config.agent_socket.c_str());
   int64_t t0 = mono_ms();
   trace("vm: starting QEMU");
-  TRYV(start_qemu(config));
+  TRYV(start_qemu(config, tap));
+  tap.reset();
   // QEMU creates the channel's socket as it starts.
   for (int i = 0; i < 500 && !agent_; ++i) {
     auto fd = unix_connect(config.agent_socket, SOCK_STREAM, "the VM's agent channel");
@@ -235,6 +279,9 @@ Result<void> VmMonitor::create_container() {
   for (const VmShare& s : plan.shares) shares.push_back({{"tag", s.tag}, {"path", s.guest_path}});
   Json create = {{"spec", spec_},           {"shares", shares}, {"tty", rec_.tty},
                  {"interactive", rec_.interactive}, {"rows", rows_},    {"cols", cols_}};
+  if (plan.network)
+    create["network"] = {
+        {"mac", plan.network->mac}, {"address", plan.network->address}, {"gateway", plan.network->gateway}};
   int64_t t0 = mono_ms();
   TRYV(send(AgentMsg::create, kInitStream, create.dump()));
   for (;;) {

@@ -16,7 +16,11 @@ Json VmPlan::to_json() const {
   for (const VmShare& s : shares)
     shares_json.push_back({{"tag", s.tag}, {"host_path", s.host_path}, {"guest_path", s.guest_path},
                            {"readonly", s.readonly}});
-  return {{"shares", shares_json}, {"memory_mb", memory_mb}, {"cpus", cpus}};
+  Json j = {{"shares", shares_json}, {"memory_mb", memory_mb}, {"cpus", cpus}};
+  if (network)
+    j["network"] = {{"tap", network->tap}, {"mac", network->mac}, {"address", network->address},
+                    {"gateway", network->gateway}};
+  return j;
 }
 
 Result<VmPlan> VmPlan::from_json(const Json& j) {
@@ -27,6 +31,14 @@ Result<VmPlan> VmPlan::from_json(const Json& j) {
                         TRY(json_string(s, "guest_path", what)), json_bool_or(s, "readonly", false)});
   p.memory_mb = static_cast<uint64_t>(json_int_or(j, "memory_mb", 256));
   p.cpus = static_cast<unsigned>(json_int_or(j, "cpus", 1));
+  if (auto it = j.find("network"); it != j.end() && !it->is_null()) {
+    const std::string net_what = "vm.json network";
+    VmNetwork net{TRY(json_string(*it, "tap", net_what)), TRY(json_string(*it, "mac", net_what)),
+                  TRY(json_string(*it, "address", net_what)), TRY(json_string(*it, "gateway", net_what))};
+    // It goes onto QEMU's command line and into the guest: check it again.
+    if (auto ok = check_vm_network(net); !ok) return fail(ok.error().context("read " + what));
+    p.network = std::move(net);
+  }
   return p;
 }
 

@@ -3,6 +3,7 @@
 // the VM's size. Written to the container's vm.json at create time.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -10,6 +11,7 @@
 #include "common/json.h"
 #include "spec/spec.h"
 #include "vm/qemu.h"
+#include "vm/vm_network.h"
 
 namespace isola {
 
@@ -17,6 +19,7 @@ struct VmPlan {
   std::vector<VmShare> shares;
   uint64_t memory_mb = 0;
   unsigned cpus = 1;
+  std::optional<VmNetwork> network;  // absent: the VM has no NIC
 
   Json to_json() const;
   static Result<VmPlan> from_json(const Json& j);
