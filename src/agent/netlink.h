@@ -103,8 +103,9 @@ class Netlink {
 };
 
 // The guest's side of a container network: waits up to `wait` for the NIC
-// with `nic.mac`, names it eth0, gives it the address, brings it and lo up
-// and routes everything else through the gateway.
+// with `nic.mac`, names it eth0, gives it the address, brings it up and
+// routes everything else through the gateway. An address or route that
+// already exists (a create the host retried) is not an error.
 Result<void> configure_nic(const NicConfig& nic, std::chrono::milliseconds wait);
 
 }  // namespace isola::agent
