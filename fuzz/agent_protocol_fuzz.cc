@@ -91,6 +91,8 @@ void handle_host_frame(const AgentFrame& f) {
       FUZZ_CHECK(req->size.rows > 0 && req->size.cols > 0);
       FUZZ_CHECK(req->spec.process.terminal == req->tty);
       for (const agent::Share& s : req->shares) FUZZ_CHECK(agent::check_share(s).has_value());
+      if (req->network)
+        for (const NamespaceSpec& ns : req->spec.linux.namespaces) FUZZ_CHECK(ns.type != "network");
       if (req->realtime_ns) FUZZ_CHECK(*req->realtime_ns > 0);
       check_spec_round_trip(req->spec);
       return;

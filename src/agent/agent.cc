@@ -69,6 +69,7 @@ Result<std::unique_ptr<Agent>> Agent::create(UniqueFd port, AgentOptions opts) {
   if (sfd < 0) return fail(sys_error("signalfd"));
   set_nonblocking(port.get());
   if (!opts.mount_share) opts.mount_share = mount_share;
+  if (!opts.configure_network) opts.configure_network = set_up_network;
   return std::unique_ptr<Agent>(new Agent(std::move(port), UniqueFd(sfd), std::move(opts)));
 }
 
@@ -247,10 +248,17 @@ void Agent::on_create(const AgentFrame& f) {
       kmsg(sys_error("sethostname", spec.hostname).message(), true);
     // A container in a network namespace of its own gets its lo from the
     // runtime; only one that shares the guest's needs the guest's (and the
-    // ~10 ms under TCG stay out of the boot otherwise).
+    // ~10 ms under TCG stay out of the boot otherwise). A container with a
+    // network always shares it (parse_create_request).
     bool own_net = std::any_of(spec.linux.namespaces.begin(), spec.linux.namespaces.end(),
                                [](const NamespaceSpec& ns) { return ns.type == "network"; });
     if (!own_net) loopback_up();
+  }
+  if (req->network) {
+    if (auto r = opts_.configure_network(*req->network); !r) {
+      send_error(f.stream, r.error());
+      return;
+    }
   }
   auto stdio = make_stdio(req->tty, req->interactive, req->size, false);
   if (!stdio) {

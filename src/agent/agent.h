@@ -30,6 +30,9 @@ struct AgentOptions {
   bool pid1 = true;
   // Mounts one share; tests replace it.
   std::function<Result<void>(const Share&)> mount_share;
+  // Brings up the VM's NIC for a create request with a network; tests
+  // replace it.
+  std::function<Result<void>(const NicConfig&)> configure_network;
   // How long to wait, after the init's exit frame is out, for the host to
   // acknowledge it (shutdown, or closing the channel) before ending anyway.
   std::chrono::milliseconds ack_wait{1000};

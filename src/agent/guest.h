@@ -32,10 +32,19 @@ void fix_stdio();
 // mount /proc, /sys or /dev is fatal; the rest is logged.
 Result<void> mount_basics();
 
-// Loads the modules named in `dir`/order (one file name a line,
+// Loads the modules named in `dir`/`list` (one file name a line,
 // dependencies first) with finit_module; EEXIST is success. Returns the
-// names that failed (each logged); a missing order file loads nothing.
-std::vector<std::string> load_modules(const std::string& dir);
+// names that failed (each logged); a missing list loads nothing.
+std::vector<std::string> load_modules(const std::string& dir, std::string_view list = "order");
+
+// Where the initramfs keeps the modules and their lists: "order" is loaded
+// at boot, "net-order" (virtio_net and its dependencies) only for a
+// container with a network.
+inline constexpr const char* kModuleDir = "/lib/modules";
+
+// A container's network in the guest: loads the network modules, then
+// configures the NIC (configure_nic). Logs how long each took.
+Result<void> set_up_network(const NicConfig& nic);
 
 // True when the kernel knows the file system (/proc/filesystems).
 bool have_filesystem(std::string_view name);

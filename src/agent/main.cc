@@ -18,7 +18,6 @@ using namespace isola;
 using namespace isola::agent;
 
 constexpr const char* kPortName = "isola.agent";
-constexpr const char* kModuleDir = "/lib/modules";
 // Under TCG the virtio-serial port can take a while after its driver loads.
 constexpr auto kPortWait = std::chrono::seconds(10);
 

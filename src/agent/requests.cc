@@ -99,6 +99,17 @@ Result<CreateRequest> parse_create_request(std::string_view payload) {
       return fail(request_error(what, "\"realtime_ns\" is not a positive integer"));
     req.realtime_ns = it->get<int64_t>();
   }
+  if (auto it = j.find("network"); it != j.end() && !it->is_null()) {
+    if (!it->is_object()) return fail(request_error(what, "\"network\" is not an object"));
+    const std::string net_what = "create request network";
+    std::string mac = TRY(json_string(*it, "mac", net_what));
+    std::string address = TRY(json_string(*it, "address", net_what));
+    std::string gateway = TRY(json_string(*it, "gateway", net_what));
+    req.network = TRY(parse_nic_config(mac, address, gateway));
+    // The VM is the container's network: eth0 lives in the guest's own
+    // namespace, which the container then shares.
+    std::erase_if(req.spec.linux.namespaces, [](const NamespaceSpec& ns) { return ns.type == "network"; });
+  }
   req.id = json_string_or(j, "id");
   if (req.id.empty()) {
     const std::string& cg = req.spec.linux.cgroups_path;

@@ -15,6 +15,7 @@
 #include "common/error.h"
 #include "spec/spec.h"
 #include "vm/agent_protocol.h"
+#include "vm/vm_network.h"
 
 namespace isola::agent {
 
@@ -36,6 +37,9 @@ struct CreateRequest {
   bool interactive = false;  // the init gets a stdin pipe (or reads the pty)
   WindowSize size;
   std::optional<int64_t> realtime_ns;  // the host's clock, to set the guest's
+  // The VM's NIC: the container then shares the guest's network namespace
+  // (spec's "network" namespace dropped), where the agent configures eth0.
+  std::optional<NicConfig> network;
 };
 
 struct ExecRequest {

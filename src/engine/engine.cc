@@ -113,6 +113,8 @@ Json run_options_to_json(const RunOptions& o) {
   if (o.memory) j["Memory"] = *o.memory;
   if (o.cpus) j["NanoCpus"] = static_cast<int64_t>(*o.cpus * 1e9);
   if (o.pids_limit) j["PidsLimit"] = *o.pids_limit;
+  if (!o.publish.empty()) j["PortBindings"] = o.publish;
+  if (o.publish_all) j["PublishAllPorts"] = true;
   return j;
 }
 

@@ -225,6 +225,9 @@ Result<void> connect_network(NetworkStore& networks, const ContainerStore& conta
     return fail(make_error("connect", rec.name, "its --network is " + net.mode + "; only containers on a bridge "
                                                  "network can join more networks"));
   NetworkConfig config = TRY(networks.get(network));
+  if (rec.isolation == Isolation::vm && !net.endpoints.empty())
+    return fail(make_error("connect", rec.name, "a VM-isolated container has one network interface; disconnect it "
+                                                 "from " + net.endpoints[0].network + " first"));
   unsigned slot = 0;
   for (;; ++slot) {
     if (slot > 9) return fail(make_error("connect", rec.name, "a container can be on at most 10 networks"));

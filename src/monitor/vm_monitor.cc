@@ -1,8 +1,8 @@
 #include "monitor/vm_monitor.h"
 
 #include <fcntl.h>
-#include <poll.h>
 #include <linux/capability.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
@@ -20,6 +20,7 @@
 #include "common/fs.h"
 #include "common/log.h"
 #include "common/unix_socket.h"
+#include "engine/networking.h"
 #include "monitor/monitor.h"
 #include "monitor/session.h"
 #include "vm/agent_protocol.h"
@@ -33,6 +34,7 @@ namespace {
 
 constexpr int kBootTimeoutMs = 180000;  // TCG on a loaded machine is slow
 constexpr uint32_t kInitStream = 1;
+constexpr int kQemuTapFd = 3;  // the tap's descriptor number in QEMU
 
 int64_t mono_ms() {
   struct timespec ts;
@@ -72,7 +74,7 @@ class VmMonitor {
   pid_t worker_pid() const { return qemu_; }
 
  private:
-  Result<void> start_qemu(const VmConfig& config);
+  Result<void> start_qemu(const VmConfig& config, const UniqueFd& tap);
   Result<AgentFrame> wait_frame(int timeout_ms);
   Result<void> create_container();
   Result<void> send(AgentMsg type, uint32_t stream, std::string_view payload);
@@ -99,13 +101,15 @@ class VmMonitor {
   bool exited_ = false;
   bool qemu_gone_ = false;
   ContainerState state_;
+  ContainerNetwork net_;
+  std::optional<VmNetwork> nic_;  // the guest's NIC, from the container's first network
 };
 
 Result<void> VmMonitor::send(AgentMsg type, uint32_t stream, std::string_view payload) {
   return write_agent_frame(agent_.get(), type, stream, payload);
 }
 
-Result<void> VmMonitor::start_qemu(const VmConfig& config) {
+Result<void> VmMonitor::start_qemu(const VmConfig& config, const UniqueFd& tap) {
   std::vector<std::string> args = qemu_command(config);
   log_debug("qemu: {}", [&] {
     std::string s;
@@ -126,7 +130,14 @@ Result<void> VmMonitor::start_qemu(const VmConfig& config) {
     ::dup2(out.get(), 2);
     int null = ::open("/dev/null", O_RDONLY);
     ::dup2(null, 0);
-    ::close_range(3, ~0U, 0);
+    // The tap is the one descriptor QEMU inherits beyond stdio.
+    int keep = 3;
+    if (tap) {
+      if (tap.get() != kQemuTapFd) ::dup2(tap.get(), kQemuTapFd);  // the copy is not close-on-exec
+      else ::fcntl(kQemuTapFd, F_SETFD, 0);
+      keep = kQemuTapFd + 1;
+    }
+    ::close_range(static_cast<unsigned>(keep), ~0U, 0);
     std::vector<char*> argv;
     for (std::string& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
@@ -176,6 +187,21 @@ Result<void> VmMonitor::prepare() {
   config.shares = plan.shares;
   config.agent_socket = ContainerStore::agent_socket_path(rec_.id);
   config.console_log = store_.console_path(rec_.id);
+  // The monitor's copy closes once QEMU has its own.
+  // A NIC on the container's first network: a tap on its bridge that lasts
+  // as long as QEMU holds it. (One NIC: VMs are on one network.)
+  net_ = TRY(load_container_network(store_, rec_.id));
+  UniqueFd tap;
+  if (net_.mode == "bridge" && !net_.endpoints.empty()) {
+    const Endpoint& ep = net_.endpoints[0];
+    nic_ = VmNetwork{tap_name(rec_.id, ep.slot), ep.mac, ep.address.str() + "/" + std::to_string(ep.prefix),
+                     ep.gateway.str()};
+    TRYV(check_vm_network(*nic_));
+    tap = TRY(make_tap(rec_.id, ep));
+    config.network = nic_;
+    config.tap_fd = kQemuTapFd;
+    TRYV(publish_ports(rec_.id, net_));
+  }
 
   listen_ = TRY(listen_socket(ContainerStore::socket_path(rec_.id)));
   log_ = rec_.keep_log ? TRY(open_path(store_.log_path(rec_.id), O_WRONLY | O_CREAT | O_APPEND, 0600))
@@ -190,7 +216,8 @@ Result<void> VmMonitor::prepare() {
   ::unlink(config.agent_socket.c_str());
   int64_t t0 = mono_ms();
   trace("vm: starting QEMU");
-  TRYV(start_qemu(config));
+  TRYV(start_qemu(config, tap));
+  tap.reset();
   // QEMU creates the channel's socket as it starts.
   for (int i = 0; i < 500 && !agent_; ++i) {
     auto fd = unix_connect(config.agent_socket, SOCK_STREAM, "the VM's agent channel");
@@ -235,6 +262,7 @@ Result<void> VmMonitor::create_container() {
   for (const VmShare& s : plan.shares) shares.push_back({{"tag", s.tag}, {"path", s.guest_path}});
   Json create = {{"spec", spec_},           {"shares", shares}, {"tty", rec_.tty},
                  {"interactive", rec_.interactive}, {"rows", rows_},    {"cols", cols_}};
+  if (nic_) create["network"] = {{"mac", nic_->mac}, {"address", nic_->address}, {"gateway", nic_->gateway}};
   int64_t t0 = mono_ms();
   TRYV(send(AgentMsg::create, kInitStream, create.dump()));
   for (;;) {
@@ -396,10 +424,15 @@ void VmMonitor::finish(int exit_code, bool oom, const std::string& error) {
   }
   trace("vm: VM stopped");
   (void)store_.unmount_rootfs(rec_.id);
+  if (!net_.ports.empty()) (void)unpublish_ports(rec_.id);
   ::unlink(ContainerStore::socket_path(rec_.id).c_str());
   ::unlink(ContainerStore::agent_socket_path(rec_.id).c_str());
-  if (rec_.auto_remove) (void)store_.remove(rec_.id);
-  else (void)store_.write_state(rec_.id, state_);
+  if (rec_.auto_remove) {
+    (void)store_.remove(rec_.id);
+    forget_container_network(store_, rec_.id, net_);
+  } else {
+    (void)store_.write_state(rec_.id, state_);
+  }
   for (Client& c : clients_)
     if (c.attached) queue_frame(c, FrameType::exit, Json{{"exit_code", exit_code}, {"error", error}}.dump());
   for (Client& c : clients_)

@@ -149,7 +149,7 @@ Result<Endpoint> Endpoint::from_json(const Json& j) {
   e.gateway = TRY(Ipv4::parse(TRY(json_string(j, "gateway", what))));
   e.mac = TRY(json_string(j, "mac", what));
   unsigned char bytes[6];
-  if (!parse_mac(e.mac, bytes) || e.bridge.empty() || e.bridge.size() >= IFNAMSIZ)
+  if (!mac_bytes(e.mac, bytes) || e.bridge.empty() || e.bridge.size() >= IFNAMSIZ)
     return fail(make_error("read", what, "an endpoint's MAC or bridge is invalid"));
   return e;
 }

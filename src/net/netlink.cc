@@ -70,7 +70,7 @@ class Message {
 
 }  // namespace
 
-bool parse_mac(const std::string& text, unsigned char out[6]) {
+bool mac_bytes(const std::string& text, unsigned char out[6]) {
   unsigned v[6];
   char extra;
   if (text.size() != 17 ||
@@ -201,7 +201,7 @@ Result<void> Rtnl::set_master(const std::string& name, const std::string& master
 
 Result<void> Rtnl::set_mac(const std::string& name, const std::string& mac) {
   unsigned char bytes[6];
-  if (!parse_mac(mac, bytes)) return fail(make_error("set address", mac, "not a MAC address"));
+  if (!mac_bytes(mac, bytes)) return fail(make_error("set address", mac, "not a MAC address"));
   int index = TRY(require_index(name));
   Message m(RTM_NEWLINK, 0);
   auto* ifi = m.fixed<ifinfomsg>();

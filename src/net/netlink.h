@@ -50,6 +50,6 @@ class Rtnl {
 };
 
 // "02:42:0a:58:00:02" → 6 bytes; false when malformed.
-bool parse_mac(const std::string& text, unsigned char out[6]);
+bool mac_bytes(const std::string& text, unsigned char out[6]);
 
 }  // namespace isola

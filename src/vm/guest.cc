@@ -84,19 +84,29 @@ Result<GuestAssets> prepare_guest_assets(const std::string& agent) {
 
   // The initramfs is named by the hash of what goes into it.
   std::string agent_bytes = TRY(read_file(agent, 256u << 20));
-  std::string order = TRY(read_file(path_join(dir, "modules/order"), 1u << 20));
-  std::vector<std::pair<std::string, std::string>> modules;
   Sha256 h;
   h.update(agent_bytes);
-  std::istringstream lines(order);
-  for (std::string name; std::getline(lines, name);) {
-    if (name.empty()) continue;
-    if (name.find('/') != std::string::npos) return fail(make_error("read", "modules/order", "bad module name"));
-    if (!name.ends_with(".ko")) name += ".ko";  // the order file may list bare module names
-    std::string data = TRY(read_file(path_join(dir, "modules/" + name), 64u << 20));
-    h.update(name);
-    h.update(data);
-    modules.emplace_back(name, std::move(data));
+  // order: loaded at every boot. net-order: loaded by the agent only for a
+  // container with a network; a cache from before it existed has none.
+  std::vector<std::pair<std::string, std::string>> modules;
+  std::string listed[2];
+  const char* lists[2] = {"order", "net-order"};
+  for (int l = 0; l < 2; ++l) {
+    std::string list_path = path_join(dir, std::string("modules/") + lists[l]);
+    if (l == 1 && !path_exists(list_path)) continue;
+    std::string order = TRY(read_file(list_path, 1u << 20));
+    h.update(lists[l]);
+    std::istringstream lines(order);
+    for (std::string name; std::getline(lines, name);) {
+      if (name.empty()) continue;
+      if (name.find('/') != std::string::npos) return fail(make_error("read", list_path, "bad module name"));
+      if (!name.ends_with(".ko")) name += ".ko";  // the order file may list bare module names
+      std::string data = TRY(read_file(path_join(dir, "modules/" + name), 64u << 20));
+      h.update(name);
+      h.update(data);
+      listed[l] += name + "\n";
+      modules.emplace_back(name, std::move(data));
+    }
   }
   std::string cache = path_join(dir, "initramfs-" + h.hex_digest().substr(0, 16) + ".cpio");
   a.initramfs = cache;
@@ -105,12 +115,9 @@ Result<GuestAssets> prepare_guest_assets(const std::string& agent) {
   CpioWriter cpio;
   for (const char* d : {"dev", "proc", "sys", "run", "tmp", "lib", "lib/modules"}) cpio.dir(d);
   cpio.file("init", 0755, agent_bytes);
-  std::string listed;
-  for (const auto& [name, data] : modules) {
-    cpio.file("lib/modules/" + name, 0644, data);
-    listed += name + "\n";
-  }
-  cpio.file("lib/modules/order", 0644, listed);
+  for (const auto& [name, data] : modules) cpio.file("lib/modules/" + name, 0644, data);
+  cpio.file("lib/modules/order", 0644, listed[0]);
+  if (!listed[1].empty()) cpio.file("lib/modules/net-order", 0644, listed[1]);
   TRYV(write_file_atomic(cache, cpio.finish(), 0644));
   return a;
 }

@@ -81,6 +81,13 @@ std::vector<std::string> qemu_command(const VmConfig& c) {
                        (s.readonly ? ",readonly=on" : "")});
     add({"-device", "virtio-9p-device,fsdev=" + id + ",mount_tag=" + s.tag});
   }
+  if (c.network && c.tap_fd >= 0) {
+    // QEMU gets the tap already open: it needs no CAP_NET_ADMIN and never
+    // sees /dev/net/tun. vhost would need /dev/vhost-net and only pays off
+    // under KVM.
+    add({"-netdev", "tap,id=net0,fd=" + std::to_string(c.tap_fd) + ",vhost=off"});
+    add({"-device", "virtio-net-device,netdev=net0,mac=" + c.network->mac});
+  }
   return a;
 }
 

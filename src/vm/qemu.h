@@ -1,14 +1,17 @@
 // The QEMU command line of a VM-isolated container: a microvm with the
 // guest kernel and isola's initramfs, the container's rootfs and volumes as
 // virtio-9p shares, the agent channel as a virtio-serial port on a Unix
-// socket, hardened with -sandbox.
+// socket, a virtio-net NIC on a tap descriptor the monitor opened (when the
+// container has a network), hardened with -sandbox.
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "vm/guest.h"
+#include "vm/vm_network.h"
 
 namespace isola {
 
@@ -29,6 +32,8 @@ struct VmConfig {
   std::string agent_socket;   // QEMU listens here for the agent channel
   std::string console_log;    // the guest's serial console
   uint64_t tsc_khz = 0;       // the host's TSC rate, told to a TCG guest
+  std::optional<VmNetwork> network;  // a NIC on `tap_fd`
+  int tap_fd = -1;            // the tap's descriptor number in QEMU's process
 };
 
 // The host's TSC frequency in kHz (measured once, cached in /run/isola).

@@ -16,7 +16,8 @@ Json VmPlan::to_json() const {
   for (const VmShare& s : shares)
     shares_json.push_back({{"tag", s.tag}, {"host_path", s.host_path}, {"guest_path", s.guest_path},
                            {"readonly", s.readonly}});
-  return {{"shares", shares_json}, {"memory_mb", memory_mb}, {"cpus", cpus}};
+  Json j = {{"shares", shares_json}, {"memory_mb", memory_mb}, {"cpus", cpus}};
+  return j;
 }
 
 Result<VmPlan> VmPlan::from_json(const Json& j) {

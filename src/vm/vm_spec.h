@@ -3,6 +3,7 @@
 // the VM's size. Written to the container's vm.json at create time.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -10,6 +11,7 @@
 #include "common/json.h"
 #include "spec/spec.h"
 #include "vm/qemu.h"
+#include "vm/vm_network.h"
 
 namespace isola {
 

@@ -2,6 +2,7 @@
 
 #include "vm/agent_protocol.h"
 #include "vm/qemu.h"
+#include "vm/vm_spec.h"
 
 using namespace isola;
 
@@ -70,6 +71,31 @@ TEST(QemuCommand, NamesTheWorkerAndSharesWhatItIsGiven) {
   EXPECT_NE(all.find("mount_tag=v0"), std::string::npos);
   EXPECT_NE(all.find("name=isola.agent"), std::string::npos);
   EXPECT_EQ(vm_process_name(c.id).size(), 15u);  // the kernel keeps 15 characters
+}
+
+TEST(QemuCommand, ANetworkIsAVirtioNicOnTheInheritedTap) {
+  VmConfig c;
+  c.id = "bbbbbbbbbbbbbbbb";
+  c.accel = "tcg";
+  std::string all;
+  for (const auto& s : qemu_command(c)) all += s + " ";
+  EXPECT_EQ(all.find("-netdev"), std::string::npos) << "a VM without a network got a NIC: " << all;
+
+  c.network = VmNetwork{"isola-tap0", "02:bb:bb:bb:bb:bb", "10.88.0.5/16", "10.88.0.1"};
+  c.tap_fd = 3;
+  all.clear();
+  for (const auto& s : qemu_command(c)) all += s + " ";
+  EXPECT_NE(all.find("-netdev tap,id=net0,fd=3,vhost=off "), std::string::npos) << all;
+  EXPECT_NE(all.find("-device virtio-net-device,netdev=net0,mac=02:bb:bb:bb:bb:bb "), std::string::npos) << all;
+  EXPECT_EQ(all.find("isola-tap0"), std::string::npos) << "QEMU gets the descriptor, not the name";
+}
+
+TEST(VmNetwork, MacForAContainerIsLocalUnicastAndStable) {
+  std::string mac = mac_for_container("8575c303fac1971f699ab242d71a4576fda50d51ada21ea3ebf45d5d1f17dd89");
+  EXPECT_EQ(mac, "02:85:75:c3:03:fa");
+  EXPECT_TRUE(parse_mac(mac));
+  EXPECT_EQ(mac_for_container(std::string(64, 'f')), "02:ff:ff:ff:ff:ff");
+  EXPECT_TRUE(parse_mac(mac_for_container("0")));  // even from a short ID: still a valid unicast MAC
 }
 
 TEST(QemuCommand, MemoryIsTheLimitPlusAReserve) {

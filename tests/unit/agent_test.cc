@@ -89,6 +89,57 @@ TEST(AgentRequests, CreateRefusesBadPayloads) {
   EXPECT_FALSE(parse_create_request(Json{{"spec", minimal_spec()}, {"realtime_ns", "now"}}.dump()));
 }
 
+TEST(AgentRequests, CreateWithANetworkSharesTheGuestsNamespace) {
+  Json spec = minimal_spec();
+  spec["linux"]["namespaces"] = {{{"type", "pid"}}, {{"type", "network"}}, {{"type", "mount"}}};
+  Json net = {{"mac", "02:AB:cd:00:00:01"}, {"address", "10.88.0.5/16"}, {"gateway", "10.88.0.1"}};
+  auto req = parse_create_request(Json{{"spec", spec}, {"network", net}}.dump());
+  ASSERT_TRUE(req) << req.error().message();
+  ASSERT_TRUE(req->network);
+  EXPECT_EQ(req->network->mac, (MacAddress{0x02, 0xab, 0xcd, 0, 0, 1}));
+  EXPECT_EQ(req->network->address.address, (Ipv4Bytes{10, 88, 0, 5}));
+  EXPECT_EQ(req->network->address.length, 16u);
+  EXPECT_EQ(req->network->gateway, (Ipv4Bytes{10, 88, 0, 1}));
+  // eth0 is the guest's: the container must not get a namespace without it.
+  ASSERT_EQ(req->spec.linux.namespaces.size(), 2u);
+  for (const NamespaceSpec& ns : req->spec.linux.namespaces) EXPECT_NE(ns.type, "network");
+
+  // Without a network (or with null) the spec keeps its namespace.
+  req = parse_create_request(Json{{"spec", spec}, {"network", nullptr}}.dump());
+  ASSERT_TRUE(req) << req.error().message();
+  EXPECT_FALSE(req->network);
+  EXPECT_EQ(req->spec.linux.namespaces.size(), 3u);
+}
+
+TEST(AgentRequests, CreateRefusesBadNetworks) {
+  Json good = {{"mac", "02:00:00:00:00:01"}, {"address", "10.88.0.5/16"}, {"gateway", "10.88.0.1"}};
+  auto with = [&](const char* key, Json value) {
+    Json net = good;
+    if (value.is_null()) net.erase(key);
+    else net[key] = value;
+    return parse_create_request(Json{{"spec", minimal_spec()}, {"network", net}}.dump());
+  };
+  ASSERT_TRUE(with("mac", good["mac"]));
+  for (Json net : {Json("10.88.0.5/16"), Json::array(), Json(7)})
+    EXPECT_FALSE(parse_create_request(Json{{"spec", minimal_spec()}, {"network", net}}.dump())) << net.dump();
+  for (const char* key : {"mac", "address", "gateway"}) {
+    EXPECT_FALSE(with(key, nullptr)) << "without " << key;
+    EXPECT_FALSE(with(key, 5)) << key << " as a number";
+  }
+  for (const char* mac : {"", "02:00:00:00:00", "02:00:00:00:00:01:02", "02-00-00-00-00-01", "0g:00:00:00:00:01",
+                          "01:00:5e:00:00:01" /* multicast */, "00:00:00:00:00:00",
+                          "02:00:00:00:00:01,id=x" /* would extend QEMU's -device */})
+    EXPECT_FALSE(with("mac", mac)) << mac;
+  for (const char* address : {"10.88.0.5", "10.88.0.5/", "10.88.0.5/33", "10.88.0.5/0", "10.88.0.5/31",
+                              "10.88.0.0/16" /* network */, "10.88.255.255/16" /* broadcast */, "127.0.0.2/8",
+                              "224.0.0.5/8", "10.88.0.5/16/1", "10.88.0.5/ 16", "010.88.0.5/16", "10.88.0/16",
+                              "::1/64", "10.88.0.5/16x"})
+    EXPECT_FALSE(with("address", address)) << address;
+  for (const char* gateway : {"10.89.0.1" /* outside the subnet */, "10.88.0.5" /* its own */,
+                              "10.88.255.255", "10.88.0.1/16", "gateway", ""})
+    EXPECT_FALSE(with("gateway", gateway)) << gateway;
+}
+
 TEST(AgentRequests, ExecReadsTheProcess) {
   auto req = parse_exec_request(
       R"({"process":{"args":["ps","-ef"],"env":["A=1"],"cwd":"/tmp","terminal":true,"user":{"uid":1000,"gid":100}},)"
@@ -366,6 +417,29 @@ TEST(AgentLoop, AnswersControlRequestsAndRefusesWhatItCannotServe) {
   host.send(AgentMsg::shutdown, 0);
   for (int i = 0; i < 100 && host.agent().step(20);) ++i;
   EXPECT_TRUE(host.agent().done());
+}
+
+TEST(AgentLoop, ANetworkThatCannotBeConfiguredFailsTheCreate) {
+  std::vector<NicConfig> asked;
+  AgentOptions opts;
+  opts.configure_network = [&](const NicConfig& nic) -> Result<void> {
+    asked.push_back(nic);
+    return fail(make_error("find the NIC", format_mac(nic.mac), "no interface has this MAC"));
+  };
+  Host host(std::move(opts));
+  ASSERT_TRUE(host.ok());
+  Json net = {{"mac", "02:00:00:00:00:07"}, {"address", "10.88.0.5/16"}, {"gateway", "10.88.0.1"}};
+  host.send(AgentMsg::create, 1, Json{{"spec", minimal_spec()}, {"network", net}}.dump());
+  auto f = host.expect(AgentMsg::error, 1);
+  ASSERT_TRUE(f);
+  EXPECT_NE(error_of(f)["message"].get<std::string>().find("02:00:00:00:00:07"), std::string::npos) << f->payload;
+  ASSERT_EQ(asked.size(), 1u);
+  EXPECT_EQ(asked[0].gateway, (Ipv4Bytes{10, 88, 0, 1}));
+  // Nothing was started: an exec has no container to join.
+  host.send(AgentMsg::exec, 2, Json{{"process", {{"args", {"true"}}, {"cwd", "/"}}}}.dump());
+  f = host.expect(AgentMsg::error, 2);
+  ASSERT_TRUE(f);
+  EXPECT_EQ(error_of(f)["errno"], ESRCH);
 }
 
 TEST(AgentLoop, AMalformedFrameStopsTheReaderButNotTheAgent) {
