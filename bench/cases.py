@@ -98,7 +98,8 @@ def rows_with_ratio(samples, errors, reference):
 def case_engine(setup, rounds):
     """`isola run --rm busybox true` against podman with runc, and podman
     with isola-runtime: the whole engine path a user waits for."""
-    cmds = {"isola run --rm": lambda r: setup.isola("run", "--rm", "busybox", "true")}
+    # --network none on both sides: podman here runs without a network too.
+    cmds = {"isola run --rm": lambda r: setup.isola("run", "--rm", "--network", "none", "busybox", "true")}
     if setup.podman_ok:
         cmds["podman run --rm (runc)"] = lambda r: setup.podman_run("runc", "--rm", "busybox", "true")
         cmds["podman run --rm (isola-runtime)"] = lambda r: setup.podman_run("isola", "--rm", "busybox", "true")
@@ -245,11 +246,29 @@ def trace_runs(setup, args, rounds):
     return [{"phase": k, "median_ms": summary(per_phase[k])["median"]} for k in order + ["total"]]
 
 
+def case_network(setup, rounds):
+    """The cost of a bridge network at start: `run --rm busybox true` with
+    --network none, on the default bridge (a veth pair, an address, a
+    route), and with a published port (an nftables table more)."""
+    cmds = {"--network none": lambda r: setup.isola("run", "--rm", "--network", "none", "busybox", "true"),
+            "bridge (default)": lambda r: setup.isola("run", "--rm", "busybox", "true"),
+            "bridge + -p": lambda r: setup.isola("run", "--rm", "-p", f"{20000 + r}:80", "busybox", "true"),
+            "vm, --network none": lambda r: setup.isola("run", "--rm", "--isolation=vm", "--network", "none",
+                                                          "busybox", "true"),
+            "vm, bridge (default)": lambda r: setup.isola("run", "--rm", "--isolation=vm", "busybox", "true")}
+    samples, errors = alternate(cmds, rounds)
+    rows = rows_with_ratio({k: v for k, v in samples.items() if not k.startswith("vm")},
+                           {k: v for k, v in errors.items() if not k.startswith("vm")}, "--network none")
+    rows += rows_with_ratio({k: v for k, v in samples.items() if k.startswith("vm")},
+                            {k: v for k, v in errors.items() if k.startswith("vm")}, "vm, --network none")
+    return {"title": "Networks: start time with a bridge network against --network none", "rows": rows}
+
+
 def case_breakdown(setup, rounds):
     return {"title": "Where isola's start time goes (median per phase)",
             "breakdown": {"process": trace_runs(setup, ["run", "--rm", "busybox", "true"], rounds),
                           "vm": trace_runs(setup, ["run", "--rm", "--isolation=vm", "busybox", "true"], rounds)}}
 
 
-CASES = {"engine": case_engine, "runtime": case_runtime, "vm": case_vm, "steady": case_steady,
-         "breakdown": case_breakdown}
+CASES = {"engine": case_engine, "runtime": case_runtime, "vm": case_vm, "network": case_network,
+         "steady": case_steady, "breakdown": case_breakdown}

@@ -102,6 +102,7 @@ Result<ContainerNetwork> plan_network(NetworkStore& networks, const ContainerSto
     } else {
       net.mode = mode;
     }
+    TRYV(save_container_network(containers, id, net));
     return net;
   }
   NetworkConfig config = TRY(networks.get(mode));

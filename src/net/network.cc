@@ -231,6 +231,13 @@ Result<void> bring_up_network(const NetworkConfig& net) {
                    "  oifname " + br + " ip saddr 127.0.0.0/8 masquerade\n"
                    "  oifname " + br + " ip saddr " + s + " ct status dnat masquerade\n"
                    " }\n"
+                   // route_localnet lets packets to 127.0.0.0/8 in through the
+                   // bridge: only the replies of connections the host made to
+                   // published ports may come (CVE-2020-8558).
+                   " chain input {\n"
+                   "  type filter hook input priority filter; policy accept;\n"
+                   "  iifname " + br + " ip daddr 127.0.0.0/8 ct state != { established, related } drop\n"
+                   " }\n"
                    " chain forward {\n"
                    "  type filter hook forward priority filter; policy accept;\n"
                    "  iifname " + br + " accept\n"

@@ -1,9 +1,13 @@
 """Fixtures that drive the installed isola binary as a user would.
 
 ISOLA_BIN names the binary (default /usr/local/bin/isola). Every test gets
-its own store: `--root <tmp_path>/store` goes before the command.
+its own store: `--root <tmp_path>/store` goes before the command, and its
+own network namespace: the bridges, NAT rules and published ports the
+containers it starts make (the default network is a bridge) stay in a
+namespace the test owns, and go with it.
 """
 
+import ctypes
 import json
 import os
 import re
@@ -163,6 +167,27 @@ class Isola:
         for point in sorted(mountpoints(), key=len, reverse=True):
             if any(point == p or point.startswith(p + "/") for p in prefixes):
                 subprocess.run(["umount", "-l", point], capture_output=True)
+
+
+CLONE_NEWNET = 0x40000000
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+@pytest.fixture(autouse=True)
+def own_network_namespace():
+    """The test, and every process it starts, in a new network namespace
+    with only `lo` (up). The namespace lives on while a process of the test
+    does; the test's thread returns to the caller's namespace at the end."""
+    home = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        if _libc.unshare(CLONE_NEWNET) != 0:
+            pytest.fail(f"unshare(CLONE_NEWNET): {os.strerror(ctypes.get_errno())}", pytrace=False)
+        subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+        yield
+    finally:
+        if _libc.setns(home, CLONE_NEWNET) != 0:
+            raise OSError(ctypes.get_errno(), "setns back to the test runner's network namespace")
+        os.close(home)
 
 
 def _require_binary():

@@ -16,14 +16,15 @@ def test_bench_run_quick_produces_table_json_and_chart(tmp_path):
                          capture_output=True, text=True, timeout=900)
     assert res.returncode == 0, f"exit {res.returncode}\n{res.stdout}\n{res.stderr}"
     table = res.stdout
-    for title in ("Engine level", "Runtime level", "VM isolation", "Density", "Steady state", "Where isola"):
+    for title in ("Engine level", "Runtime level", "VM isolation", "Networks", "Density", "Steady state",
+                  "Where isola"):
         assert f"### {title}" in table, table
     assert "| isola run --rm |" in table and "| podman run --rm (runc) |" in table, table
     assert "| runc run |" in table and "| isola-runtime run |" in table, table
 
     data = json.loads(out_json.read_text())
     results = data["results"]
-    for case in ("engine", "runtime", "vm", "steady"):
+    for case in ("engine", "runtime", "vm", "network", "steady"):
         rows = {r["name"]: r for r in results[case]["rows"]}
         isola_rows = [r for name, r in rows.items() if "isola" in name or case == "steady"]
         assert isola_rows and all(r["samples"] and not r.get("error") for r in isola_rows), results[case]
