@@ -424,6 +424,7 @@ int cmd_prune(const Globals& g) {
     else std::cout << r.id << "\n";
   }
   if (auto stale = engine->containers().remove_stale(); !stale) code = report(stale.error());
+  engine->networks().sweep_leases([&](const std::string& id) { return engine->containers().resolve(id).has_value(); });
   return code;
 }
 

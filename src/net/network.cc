@@ -206,6 +206,17 @@ Result<void> NetworkStore::release(const NetworkConfig& net, const std::string& 
   return {};
 }
 
+void NetworkStore::sweep_leases(const std::function<bool(const std::string& id)>& exists) {
+  auto all = list();
+  if (!all) return;
+  for (const NetworkConfig& net : *all) {
+    auto held = leases(net);
+    if (!held) continue;
+    for (const auto& [addr, id] : *held)
+      if (id.size() == 64 && !exists(id)) (void)::unlink(path_join(path_join(net_dir(net), "leases"), addr).c_str());
+  }
+}
+
 Result<std::map<std::string, std::string>> NetworkStore::leases(const NetworkConfig& net) {
   std::map<std::string, std::string> out;
   std::string dir = path_join(net_dir(net), "leases");

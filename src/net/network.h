@@ -5,6 +5,7 @@
 // first use.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -52,6 +53,9 @@ class NetworkStore {
   Result<void> release(const NetworkConfig& net, const std::string& container_id);
   // address → container id
   Result<std::map<std::string, std::string>> leases(const NetworkConfig& net);
+  // Drops the leases of containers that no longer exist (a crash between a
+  // container's removal and its release), on every network.
+  void sweep_leases(const std::function<bool(const std::string& id)>& exists);
 
  private:
   explicit NetworkStore(std::string dir) : dir_(std::move(dir)) {}

@@ -598,16 +598,18 @@ class HostListeners:
                 f"grep -c {self.name} /proc/net/unix; ls /sys/class/net")
 
 
-def test_network_none_cannot_reach_the_hosts_network(box):
-    """--network none: the host's loopback services and abstract Unix
-    sockets are in another network namespace. Control: --network host
+@pytest.mark.parametrize("network,links", [("none", ["lo"]), ("bridge", ["eth0", "lo"])])
+def test_network_none_cannot_reach_the_hosts_network(box, network, links):
+    """--network none and the default bridge: the host's loopback services
+    and abstract Unix sockets are in another network namespace (and the
+    bridge does not route to the host's 127.0.0.1). Control: --network host
     reaches both."""
     with HostListeners() as host:
-        res = box.run("--rm", IMAGE, "sh", "-c", host.script())
+        res = box.run("--rm", "--network", network, IMAGE, "sh", "-c", host.script())
         lines = res.stdout.split()
         assert "CONNECTED" not in lines, f"reached the host's 127.0.0.1:{host.port}: {describe(res)}"
         assert lines[0] == "0", f"the host's abstract socket is visible: {describe(res)}"
-        assert lines[1:] == ["lo"], describe(res)
+        assert lines[1:] == links, describe(res)
         res = box.run("--rm", "--network", "host", IMAGE, "sh", "-c", host.script())
         assert "CONNECTED" in res.stdout.split(), f"control: --network host did not connect: {describe(res)}"
         assert res.stdout.split()[1] == "1", f"control: {describe(res)}"
@@ -620,8 +622,8 @@ def test_network_none_cannot_reach_the_hosts_network(box):
 def test_vm_privileged_guest_sees_nothing_of_the_host(box, tmp_path):
     """A VM's container is assumed able to own its guest kernel; --privileged
     gives it that directly (every capability, no seccomp, /proc/sys
-    writable). Even so it sees no host process, reaches no host network
-    (no NIC; the guest's 127.0.0.1 is its own), and a mount it makes on a
+    writable). Even so it sees no host process, reaches no host loopback
+    service (its NIC is on the bridge; the guest's 127.0.0.1 is its own), and a mount it makes on a
     volume stays in the guest, though the volume's host directory is a
     shared mount (the control shows that propagation would be visible)."""
     vol = tmp_path / "vol"
@@ -633,7 +635,7 @@ def test_vm_privileged_guest_sees_nothing_of_the_host(box, tmp_path):
         res = box.exec(cid, "sh", "-c", host.script(), timeout=60)
         lines = res.stdout.split()
         assert "CONNECTED" not in lines, f"the guest reached the host's 127.0.0.1:{host.port}: {describe(res)}"
-        assert lines[0] == "0" and lines[1:] == ["lo"], describe(res)
+        assert lines[0] == "0" and lines[1:] == ["eth0", "lo"], describe(res)
         res = box.exec(cid, "sh", "-c", "for p in /proc/[0-9]*; do tr '\\000' ' ' < $p/cmdline; echo; done",
                        timeout=60)
         assert res.returncode == 0, describe(res)
