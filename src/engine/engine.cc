@@ -171,6 +171,10 @@ Result<ContainerRecord> Engine::create(const RunOptions& opts) {
     if (opts.volumes.size() > 8)
       return fail(make_error("create container", "-v", "at most 8 volumes with --isolation=vm"));
   }
+  if (opts.userns == "auto" && opts.network.starts_with("container:"))
+    return fail(make_error("create container", "--network " + opts.network,
+                           "cannot be combined with --userns=auto: the other container's network belongs to "
+                           "another user namespace"));
   if (opts.isolation == Isolation::vm && opts.network.starts_with("container:"))
     return fail(make_error("create container", "--network " + opts.network,
                            "a VM has a network of its own and cannot share another container's; use a network "
@@ -352,7 +356,9 @@ Result<std::vector<pid_t>> Engine::pids(const ContainerRecord& rec) {
 }
 
 Result<void> Engine::cleanup(const ContainerRecord& rec) {
-  (void)unpublish_ports(rec.id);  // the monitor does it, unless it was killed
+  // The monitor does these, unless it was killed.
+  (void)unpublish_ports(rec.id);
+  if (auto net = load_container_network(containers_, rec.id); net) unplug_endpoints(rec.id, *net);
   if (auto cg = Cgroup::open("isola/" + rec.id); cg) {
     (void)cg->kill_all(SIGKILL);
     TRYV(cg->destroy());

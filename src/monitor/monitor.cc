@@ -74,19 +74,17 @@ class Monitor {
   std::string start_error_;
   int start_error_code_ = 0;
   ContainerNetwork net_;
-  UniqueFd netns_;  // keeps a bridge-networked container's namespace until it has exited
 };
 
-// The network namespace the container joins instead of making an empty
-// one: its own, made here with its veths, or another container's.
+// For a container sharing another's network: that namespace instead of a
+// new one. (A bridge-networked container's new namespace gets its veths
+// from spawn's on_namespaces, below.)
 Result<void> Monitor::join_network() {
   net_ = TRY(load_container_network(store_, rec_.id));
   std::string path;
   if (net_.mode == "bridge") {
-    netns_ = TRY(make_netns(rec_.id, net_));
-    path = "/proc/self/fd/" + std::to_string(netns_.get());
     TRYV(publish_ports(rec_.id, net_));
-    trace("monitor: network ready");
+    return {};
   } else if (net_.mode == "container") {
     ContainerState other = store_.state(net_.container);
     if (other.status != "running" && other.status != "paused")
@@ -145,6 +143,13 @@ Result<void> Monitor::prepare() {
   SpawnOptions opts;
   opts.id = rec_.id;
   opts.wait_for_start = wait_for_attach_;
+  if (net_.mode == "bridge")
+    opts.on_namespaces = [this](pid_t pid) -> Result<void> {
+      UniqueFd netns = TRY(open_path("/proc/" + std::to_string(pid) + "/ns/net", O_RDONLY | O_CLOEXEC));
+      TRYV(plug_endpoints(netns.get(), rec_.id, net_));
+      trace("monitor: network ready");
+      return {};
+    };
   trace("monitor: spawning the container");
   spawned_ = TRY(spawn_container(spec_, opts, stdio));
   trace(wait_for_attach_ ? "monitor: container ready" : "monitor: container exec'd");
@@ -344,7 +349,7 @@ void Monitor::teardown() {
   if (auto r = store_.unmount_rootfs(rec_.id); !r) log_debug("rootfs: {}", r.error().message());
   trace("monitor: rootfs unmounted");
   if (!net_.ports.empty()) (void)unpublish_ports(rec_.id);
-  netns_.reset();
+  unplug_endpoints(rec_.id, net_);
   ::unlink(ContainerStore::socket_path(rec_.id).c_str());
   if (rec_.auto_remove) {
     (void)store_.remove(rec_.id);

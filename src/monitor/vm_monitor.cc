@@ -425,6 +425,7 @@ void VmMonitor::finish(int exit_code, bool oom, const std::string& error) {
   trace("vm: VM stopped");
   (void)store_.unmount_rootfs(rec_.id);
   if (!net_.ports.empty()) (void)unpublish_ports(rec_.id);
+  unplug_endpoints(rec_.id, net_);
   ::unlink(ContainerStore::socket_path(rec_.id).c_str());
   ::unlink(ContainerStore::agent_socket_path(rec_.id).c_str());
   if (rec_.auto_remove) {

@@ -184,29 +184,23 @@ std::string host_veth_name(const std::string& id, unsigned slot) {
 }
 std::string tap_name(const std::string& id, unsigned slot) { return "it" + id.substr(0, 10) + std::to_string(slot); }
 
-Result<UniqueFd> make_netns(const std::string& id, const ContainerNetwork& net) {
-  UniqueFd home = TRY(open_path("/proc/self/ns/net", O_RDONLY));
-  if (::unshare(CLONE_NEWNET) != 0) return fail(sys_error("make a network namespace", id));
-  UniqueFd ns = TRY(open_path("/proc/self/ns/net", O_RDONLY));
-  auto inside = Rtnl::open();
-  if (::setns(home.get(), CLONE_NEWNET) != 0) return fail(sys_error("return to the host's network namespace"));
-  if (!inside) return fail(inside.error());
-  TRYV(inside->set_up("lo"));
-  Rtnl host = TRY(Rtnl::open());
-  for (size_t n = 0; n < net.endpoints.size(); ++n) {
-    TRYV(plug_veth(host, ns.get(), id, net.endpoints[n]));
-    TRYV(configure_inside(*inside, net.endpoints[n], n == 0));
+Result<void> plug_endpoints(int netns_fd, const std::string& id, const ContainerNetwork& net) {
+  {
+    NetnsVisit visit = TRY(NetnsVisit::enter(netns_fd));
+    Rtnl inside = TRY(Rtnl::open());
+    TRYV(inside.set_up("lo"));
   }
-  return ns;
+  for (size_t n = 0; n < net.endpoints.size(); ++n) TRYV(add_endpoint(netns_fd, id, net.endpoints[n], n == 0));
+  return {};
 }
 
-Result<void> add_endpoint(int netns_fd, const std::string& id, const Endpoint& ep) {
+Result<void> add_endpoint(int netns_fd, const std::string& id, const Endpoint& ep, bool default_route) {
   Rtnl host = TRY(Rtnl::open());
   TRYV(plug_veth(host, netns_fd, id, ep));
   auto done = [&]() -> Result<void> {
     NetnsVisit visit = TRY(NetnsVisit::enter(netns_fd));
     Rtnl inside = TRY(Rtnl::open());
-    return configure_inside(inside, ep, false);
+    return configure_inside(inside, ep, default_route);
   }();
   if (!done) (void)host.delete_link(host_veth_name(id, ep.slot));
   return done;
@@ -215,6 +209,16 @@ Result<void> add_endpoint(int netns_fd, const std::string& id, const Endpoint& e
 Result<void> remove_endpoint(const std::string& id, const Endpoint& ep) {
   Rtnl host = TRY(Rtnl::open());
   return host.delete_link(host_veth_name(id, ep.slot));
+}
+
+void unplug_endpoints(const std::string& id, const ContainerNetwork& net) {
+  if (net.endpoints.empty()) return;
+  auto host = Rtnl::open();
+  if (!host) return;
+  for (const Endpoint& ep : net.endpoints) {
+    (void)host->delete_link(host_veth_name(id, ep.slot));
+    (void)host->delete_link(tap_name(id, ep.slot));
+  }
 }
 
 Result<UniqueFd> make_tap(const std::string& id, const Endpoint& ep) {

@@ -60,16 +60,21 @@ std::string mac_for(Ipv4 address);
 std::string host_veth_name(const std::string& id, unsigned slot);
 std::string tap_name(const std::string& id, unsigned slot);
 
-// A new network namespace with lo up and, per endpoint, eth<n> (the peer of
-// a veth on the endpoint's bridge) with its address; the default route goes
-// through the first endpoint's gateway. The namespace lives while the
-// returned descriptor, or a process in it, does: its veths go with it.
-Result<UniqueFd> make_netns(const std::string& id, const ContainerNetwork& net);
+// Gives the network namespace `netns_fd` (a container's, new and empty) lo
+// up and, per endpoint, eth<slot> (the peer of a veth on the endpoint's
+// bridge) with its address; the default route goes through the first
+// endpoint's gateway. The veths go with the namespace. The caller must be
+// single-threaded (it enters the namespace for a moment).
+Result<void> plug_endpoints(int netns_fd, const std::string& id, const ContainerNetwork& net);
 
 // Adds an endpoint to a running container's namespace (network connect),
 // and takes one out again (network disconnect: the veth goes).
-Result<void> add_endpoint(int netns_fd, const std::string& id, const Endpoint& ep);
+Result<void> add_endpoint(int netns_fd, const std::string& id, const Endpoint& ep, bool default_route = false);
 Result<void> remove_endpoint(const std::string& id, const Endpoint& ep);
+
+// Deletes the host side of every endpoint (veth pairs, taps) at once, not
+// when the kernel gets round to freeing the namespace; missing ones are fine.
+void unplug_endpoints(const std::string& id, const ContainerNetwork& net);
 
 // A tap for a VM's endpoint, on its bridge and up; it lasts while the
 // returned descriptor (handed to QEMU) is open.

@@ -253,6 +253,10 @@ struct ContainerPlan {
   bool cgroup_ns = false;
   std::vector<NsJoin> joins;  // user first
   std::string pid_ns_path;    // joined by the parent around clone
+  // Also joined by the parent around clone: a network namespace owned by
+  // the caller's user namespace, which a child in a new user namespace
+  // could no longer enter (a container with --userns=auto on a bridge).
+  std::string net_ns_path;
   bool user_ns = false;       // created: the parent writes the id maps
   bool joins_user = false;
   std::string hostname, domainname;
@@ -399,6 +403,9 @@ Result<void> plan_namespaces(const LinuxSpec& linux, ContainerPlan& plan) {
     } else if (flag == CLONE_NEWPID) {
       joined |= flag;
       plan.pid_ns_path = ns.path;
+    } else if (flag == CLONE_NEWNET) {
+      joined |= flag;
+      plan.net_ns_path = ns.path;
     } else {
       joined |= flag;
       if (flag == CLONE_NEWUSER) {
@@ -442,6 +449,8 @@ bool same_namespace(const std::string& a, const std::string& b) {
 Result<void> check_sysctl_namespaced(const std::string& key, const ContainerPlan& plan) {
   auto own = [&](int flag) {
     if ((plan.clone_flags | plan.unshare_flags) & flag) return true;
+    if (flag == CLONE_NEWNET && !plan.net_ns_path.empty())
+      return !same_namespace(plan.net_ns_path, "/proc/self/ns/net");
     for (const NsJoin& j : plan.joins) {
       if (j.type != flag) continue;
       const char* name = flag == CLONE_NEWNET ? "net" : flag == CLONE_NEWIPC ? "ipc" : "uts";
@@ -1158,21 +1167,26 @@ void become_namespace_root(const Child& c) {
 }
 
 // Restores the caller's pid namespace for children when it goes out of scope.
-class PidNsSwitch {
+// The caller in another pid or network namespace while it clones, and back
+// in its own afterwards (children it makes later must not land in the
+// container's: if it cannot return, it aborts).
+class NsSwitch {
  public:
-  static Result<PidNsSwitch> enter(int target_fd, const std::string& what) {
-    UniqueFd own = TRY(open_path("/proc/self/ns/pid", O_RDONLY));
-    if (::setns(target_fd, CLONE_NEWPID) != 0) return fail(sys_error("join pid namespace", what));
-    return PidNsSwitch(std::move(own));
+  static Result<NsSwitch> enter(int target_fd, int type, const std::string& what) {
+    UniqueFd own = TRY(open_path(type == CLONE_NEWPID ? "/proc/self/ns/pid" : "/proc/self/ns/net", O_RDONLY));
+    if (::setns(target_fd, type) != 0)
+      return fail(sys_error(type == CLONE_NEWPID ? "join pid namespace" : "join network namespace", what));
+    return NsSwitch(std::move(own), type);
   }
-  PidNsSwitch(PidNsSwitch&&) = default;
-  ~PidNsSwitch() {
-    if (own_ && ::setns(own_.get(), CLONE_NEWPID) != 0) ::abort();  // would put later children in the container
+  NsSwitch(NsSwitch&&) = default;
+  ~NsSwitch() {
+    if (own_ && ::setns(own_.get(), type_) != 0) ::abort();
   }
 
  private:
-  explicit PidNsSwitch(UniqueFd own) : own_(std::move(own)) {}
+  NsSwitch(UniqueFd own, int type) : own_(std::move(own)), type_(type) {}
   UniqueFd own_;
+  int type_;
 };
 
 // Makes the caller non-dumpable while it forks, so the child is never
@@ -1235,8 +1249,9 @@ Result<Spawned> spawn_container(const RuntimeSpec& spec, const SpawnOptions& opt
     join_fds.push_back(TRY(open_path(j.path, O_RDONLY)));
     joins.push_back(OpenedJoin{j.type, join_fds.back().get(), &j.path});
   }
-  UniqueFd pid_ns;
+  UniqueFd pid_ns, net_ns;
   if (!plan.pid_ns_path.empty()) pid_ns = TRY(open_path(plan.pid_ns_path, O_RDONLY));
+  if (!plan.net_ns_path.empty()) net_ns = TRY(open_path(plan.net_ns_path, O_RDONLY));
   auto [parent_end, child_end] = TRY(sync_socketpair());
 
   std::optional<Cgroup> cgroup;
@@ -1253,8 +1268,9 @@ Result<Spawned> spawn_container(const RuntimeSpec& spec, const SpawnOptions& opt
   pid_t pid;
   int clone_errno;
   {
-    std::optional<PidNsSwitch> in_pid_ns;
-    if (pid_ns) in_pid_ns.emplace(TRY(PidNsSwitch::enter(pid_ns.get(), plan.pid_ns_path)));
+    std::optional<NsSwitch> in_pid_ns, in_net_ns;
+    if (pid_ns) in_pid_ns.emplace(TRY(NsSwitch::enter(pid_ns.get(), CLONE_NEWPID, plan.pid_ns_path)));
+    if (net_ns) in_net_ns.emplace(TRY(NsSwitch::enter(net_ns.get(), CLONE_NEWNET, plan.net_ns_path)));
     NotDumpable not_dumpable;
     // A fork-like clone: the child runs on a copy of our stack, as pid 1 of
     // its new pid namespace, and never returns from container_child.
@@ -1270,6 +1286,7 @@ Result<Spawned> spawn_container(const RuntimeSpec& spec, const SpawnOptions& opt
 
   if (cgroup) TRYV(cgroup->add_process(pid));
   if (plan.user_ns) TRYV(write_id_maps(pid, spec.linux));
+  if (opts.on_namespaces) TRYV(opts.on_namespaces(pid));
   TRYV(send_byte(parent_end.get(), what));
   Outcome outcome = TRY(await_child(parent_end.get(), what));
   if (opts.wait_for_start && outcome != Outcome::ready)
@@ -1374,8 +1391,8 @@ Result<pid_t> exec_in_container(pid_t init_pid, const RuntimeSpec& spec, const P
   pid_t pid;
   int fork_errno;
   {
-    std::optional<PidNsSwitch> in_pid_ns;
-    if (pid_ns) in_pid_ns.emplace(TRY(PidNsSwitch::enter(pid_ns.get(), what)));
+    std::optional<NsSwitch> in_pid_ns;
+    if (pid_ns) in_pid_ns.emplace(TRY(NsSwitch::enter(pid_ns.get(), CLONE_NEWPID, what)));
     NotDumpable not_dumpable;
     pid = ::fork();
     fork_errno = errno;

@@ -47,6 +47,10 @@ struct SpawnOptions {
   // A fresh anonymous session keyring, so the container cannot reach the
   // caller's keys (runc's default; --no-new-keyring turns it off).
   bool new_keyring = true;
+  // Called with the child's pid once its namespaces exist and before it
+  // goes on (its network namespace can be given interfaces here: made by
+  // the clone, it belongs to the container's user namespace, if any).
+  std::function<Result<void>(pid_t)> on_namespaces;
 };
 
 struct Spawned {
