@@ -26,7 +26,7 @@ def test_bench_run_quick_produces_table_json_and_chart(tmp_path):
     results = data["results"]
     for case in ("engine", "runtime", "vm", "network", "steady"):
         rows = {r["name"]: r for r in results[case]["rows"]}
-        isola_rows = [r for name, r in rows.items() if "isola" in name or case == "steady"]
+        isola_rows = [r for name, r in rows.items() if "isola" in name or case in ("steady", "network")]
         assert isola_rows and all(r["samples"] and not r.get("error") for r in isola_rows), results[case]
     assert results["engine"]["rows"][1]["samples"], "podman + runc did not run"
     assert len(results["density"]["density"]) == 3
