@@ -73,6 +73,8 @@ Result<Json> parse_config(const std::string& bytes, const std::string& what) {
   return config;
 }
 
+}  // namespace
+
 // Picks the manifest for linux/amd64 out of an image index.
 Result<Digest> pick_platform(const Json& index, const std::string& what) {
   const Json* manifests = TRY(json_array(index, "manifests", what));
@@ -90,6 +92,8 @@ Result<Digest> pick_platform(const Json& index, const std::string& what) {
   if (fallback) return Digest::parse(TRY(json_string(*fallback, "digest", what)));
   return fail(make_error("load", what, "image index has no linux/amd64 manifest"));
 }
+
+namespace {
 
 Result<SourceImage> read_oci_manifest(const Dir& dir, const Digest& manifest_digest, int depth) {
   std::string what = "manifest " + manifest_digest.str();

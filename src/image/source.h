@@ -37,6 +37,10 @@ struct SourceImage {
 // Reads every image in the directory. `what` names the input in errors.
 Result<std::vector<SourceImage>> read_image_dir(const std::string& dir, const std::string& what);
 
+// Picks the manifest for linux/amd64 out of an image index (a descriptor
+// without a platform is the fallback). `what` names the index in errors.
+Result<Digest> pick_platform(const Json& index, const std::string& what);
+
 // The largest manifest, index or config accepted.
 inline constexpr size_t kMaxJsonBlob = 8u << 20;
 
