@@ -108,6 +108,7 @@ Result<std::optional<Credentials>> CredentialStore::get(const std::string& regis
 Result<void> CredentialStore::put(const std::string& registry, const Credentials& creds) const {
   Json j = TRY(read_auth_file(path_));
   j["auths"][registry] = {{"auth", base64_encode(creds.username + ":" + creds.password)}};
+  TRYV(mkdir_p(path_.substr(0, path_.rfind('/')), 0711));
   return write_file_atomic(path_, j.dump(2) + "\n", 0600);
 }
 

@@ -57,7 +57,8 @@ bool is_loopback_registry(const std::string& registry) {
   std::string host = registry;
   if (host.starts_with("[")) host = host.substr(1, host.find(']') - 1);
   else if (size_t colon = host.rfind(':'); colon != std::string::npos) host.resize(colon);
-  return host == "localhost" || host == "::1" || host.starts_with("127.");
+  bool dotted = !host.empty() && host.find_first_not_of("0123456789.") == std::string::npos;
+  return host == "localhost" || host == "::1" || (dotted && host.starts_with("127."));
 }
 
 }  // namespace isola
