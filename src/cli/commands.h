@@ -34,6 +34,10 @@ void add_network_commands(CLI::App& app, Globals& globals);
 // After add_image_commands: pull and push also go under `image`.
 void add_registry_commands(CLI::App& app, Globals& globals);
 
+// Before run/create: pulls the image per --pull (missing, always, never),
+// progress on stderr.
+Result<void> ensure_image(const Globals& globals, const std::string& image, const std::string& policy);
+
 // A container's NetworkSettings for inspect.
 Json network_settings_json(const ContainerNetwork& net);
 

@@ -10,15 +10,15 @@ namespace isola::cli {
 
 namespace {
 
-void put(const std::string& text) {
-  ssize_t ignored = ::write(STDOUT_FILENO, text.data(), text.size());
+void put(int fd, const std::string& text) {
+  ssize_t ignored = ::write(fd, text.data(), text.size());
   (void)ignored;
 }
 
 }  // namespace
 
-ProgressView::ProgressView(bool quiet, bool terminal, std::string verb)
-    : quiet_(quiet), terminal_(terminal), verb_(std::move(verb)) {}
+ProgressView::ProgressView(bool quiet, bool terminal, std::string verb, int fd)
+    : quiet_(quiet), terminal_(terminal), fd_(fd), verb_(std::move(verb)) {}
 
 std::string ProgressView::render(const Line& line) const {
   const TransferEvent& ev = line.last;
@@ -67,7 +67,7 @@ void ProgressView::on_event(const TransferEvent& ev) {
   if (terminal_) {
     redraw(changed);
   } else if (changed) {
-    put(render(*line) + "\n");
+    put(fd_, render(*line) + "\n");
   }
 }
 
@@ -79,7 +79,7 @@ void ProgressView::redraw(bool force) {
   if (drawn_ > 0) out += "\x1b[" + std::to_string(drawn_) + "A";
   for (const Line& l : lines_) out += "\x1b[2K" + render(l) + "\n";
   drawn_ = lines_.size();
-  put(out);
+  put(fd_, out);
 }
 
 void ProgressView::say(const std::string& text) {
@@ -88,7 +88,7 @@ void ProgressView::say(const std::string& text) {
   if (terminal_ && !lines_.empty()) redraw(true);
   drawn_ = 0;
   lines_.clear();
-  put(text + "\n");
+  put(fd_, text + "\n");
 }
 
 }  // namespace isola::cli

@@ -14,8 +14,9 @@ namespace isola::cli {
 
 class ProgressView {
  public:
-  // `verb` is what moving bytes is called: "Downloading", "Pushing".
-  ProgressView(bool quiet, bool terminal, std::string verb);
+  // `verb` is what moving bytes is called: "Downloading", "Pushing". The
+  // view writes to `fd` (stdout for pull, stderr when run pulls).
+  ProgressView(bool quiet, bool terminal, std::string verb, int fd);
   void on_event(const TransferEvent& ev);
   // Prints a status line between the blob lines and what follows.
   void say(const std::string& text);
@@ -30,6 +31,7 @@ class ProgressView {
   void redraw(bool force);
 
   bool quiet_, terminal_;
+  int fd_;
   std::string verb_;
   std::mutex mu_;
   std::vector<Line> lines_;

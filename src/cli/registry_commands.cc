@@ -55,7 +55,7 @@ int cmd_pull(const Globals& g, const RegistryArgs& a) {
   auto reg = registry_options(g, a, ref->registry);
   if (!reg) return report(reg.error());
   opts.registry = *reg;
-  ProgressView view(a.quiet, ::isatty(STDOUT_FILENO), "Downloading");
+  ProgressView view(a.quiet, ::isatty(STDOUT_FILENO), "Downloading", STDOUT_FILENO);
   opts.observer = [&view](const TransferEvent& ev) { view.on_event(ev); };
   view.say("Pulling " + ref->str());
   auto pulled = pull_image(*store, *ref, opts);
@@ -79,7 +79,7 @@ int cmd_push(const Globals& g, const RegistryArgs& a) {
   auto reg = registry_options(g, a, dest->registry);
   if (!reg) return report(reg.error());
   opts.registry = *reg;
-  ProgressView view(a.quiet, ::isatty(STDOUT_FILENO), "Pushing");
+  ProgressView view(a.quiet, ::isatty(STDOUT_FILENO), "Pushing", STDOUT_FILENO);
   opts.observer = [&view](const TransferEvent& ev) { view.on_event(ev); };
   view.say("Pushing " + a.name + " to " + dest->str());
   auto digest = push_image(*store, a.name, *dest, opts);
@@ -142,6 +142,29 @@ int cmd_logout(const Globals& g, const RegistryArgs& a) {
 }
 
 }  // namespace
+
+Result<void> ensure_image(const Globals& g, const std::string& image, const std::string& policy) {
+  if (policy != "missing" && policy != "always" && policy != "never")
+    return fail(make_error("run", "--pull=" + policy, "use missing, always or never"));
+  if (policy == "never") return {};
+  ImageStore store = TRY(ImageStore::open(g.root));
+  if (policy == "missing" && store.resolve(image)) return {};
+  auto ref = RemoteRef::parse(image);
+  if (!ref) return {};  // not a name (an ID prefix?): create reports it
+  if (policy == "missing")
+    std::cerr << "Unable to find image '" << image << "' locally; pulling " << ref->str() << "\n";
+  RegistryArgs args;
+  PullOptions opts;
+  opts.registry = TRY(registry_options(g, args, ref->registry));
+  ProgressView view(false, ::isatty(STDERR_FILENO), "Downloading", STDERR_FILENO);
+  opts.observer = [&view](const TransferEvent& ev) { view.on_event(ev); };
+  auto pulled = pull_image(store, *ref, opts);
+  if (!pulled) {
+    Error e = pulled.error();
+    return fail(e.context("image '" + image + "' is not stored locally and pulling it failed"));
+  }
+  return {};
+}
 
 void add_registry_commands(CLI::App& app, Globals& g) {
   auto a = std::make_shared<RegistryArgs>();

@@ -28,7 +28,7 @@ namespace {
 struct RunArgs {
   RunOptions opts;
   std::vector<std::string> volumes, labels, positional;
-  std::string entrypoint, memory, isolation = "process";
+  std::string entrypoint, memory, isolation = "process", pull = "missing";
   bool entrypoint_set = false;
   double cpus = 0;
   int64_t pids_limit = 0;
@@ -98,6 +98,7 @@ void add_run_flags(CLI::App* cmd, RunArgs& a, bool with_run_only) {
   cmd->add_option("-l,--label", a.labels, "Set a label KEY=VALUE")->allow_extra_args(false);
   cmd->add_flag("--init", a.opts.init, "Run a tiny init as PID 1 that reaps zombies and forwards signals");
   cmd->add_option("--isolation", a.isolation, "process (default) or vm (alias hyperv)");
+  cmd->add_option("--pull", a.pull, "Pull the image: missing (default), always or never");
   cmd->add_flag("-t,--tty", a.opts.tty, "Allocate a pseudo-terminal");
   cmd->add_flag("-i,--interactive", a.opts.interactive, "Keep stdin open");
   if (with_run_only) {
@@ -113,6 +114,7 @@ void add_run_flags(CLI::App* cmd, RunArgs& a, bool with_run_only) {
 int cmd_run(const Globals& g, RunArgs& a) {
   auto opts = finish_options(a);
   if (!opts) return report(opts.error());
+  if (auto pulled = ensure_image(g, opts->image, a.pull); !pulled) return report(pulled.error());
   auto engine = Engine::open(g.root);
   if (!engine) return report(engine.error());
   auto rec = engine->create(*opts);
@@ -152,6 +154,7 @@ int cmd_run(const Globals& g, RunArgs& a) {
 int cmd_create(const Globals& g, RunArgs& a) {
   auto opts = finish_options(a);
   if (!opts) return report(opts.error());
+  if (auto pulled = ensure_image(g, opts->image, a.pull); !pulled) return report(pulled.error());
   auto engine = Engine::open(g.root);
   if (!engine) return report(engine.error());
   auto rec = engine->create(*opts);

@@ -268,3 +268,19 @@ def test_interrupted_pull_resumes(isola, registry, tmp_path):
         assert not partial.exists()
     finally:
         proxy.stop()
+
+
+def test_run_pulls_a_missing_image(isola, registry, busybox_layout, busybox_image):
+    push_layout(busybox_layout, f"{registry.host}/busybox:latest")
+    name = f"{registry.host}/busybox"
+    res = isola.fail("run", "--rm", "--pull", "never", "--network", "none", name, "true")
+    assert "not found locally" in res.stderr
+    res = isola("run", "--rm", "--network", "none", name, "echo", "ran")
+    assert res.stdout == "ran\n"
+    assert f"Unable to find image '{name}' locally" in res.stderr
+    assert image_ids(isola) == {busybox_image[0]}
+    # Present now: no second pull.
+    res = isola("run", "--rm", "--network", "none", name, "true")
+    assert "Unable to find" not in res.stderr
+    err = isola.fail("run", "--rm", "--network", "none", "127.0.0.1:1/nothing", "true").stderr
+    assert "is not stored locally and pulling it failed" in err
