@@ -282,5 +282,6 @@ def test_run_pulls_a_missing_image(isola, registry, busybox_layout, busybox_imag
     # Present now: no second pull.
     res = isola("run", "--rm", "--network", "none", name, "true")
     assert "Unable to find" not in res.stderr
-    err = isola.fail("run", "--rm", "--network", "none", "127.0.0.1:1/nothing", "true").stderr
-    assert "is not stored locally and pulling it failed" in err
+    res = isola("run", "--rm", "--network", "none", "127.0.0.1:1/nothing", "true", check=False)
+    assert res.returncode == 125
+    assert "isola: image '127.0.0.1:1/nothing' is not stored locally and pulling it failed" in res.stderr
