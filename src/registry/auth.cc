@@ -129,6 +129,11 @@ std::string base64_encode(const std::string& bytes) {
 
 std::optional<std::string> base64_decode(const std::string& text) {
   if (text.size() % 4 != 0 || text.size() > (1u << 16)) return std::nullopt;
+  // EVP_DecodeBlock skips blanks and would take "=" anywhere: be strict.
+  size_t data_end = text.find_last_not_of('=') + 1;
+  if (text.size() - data_end > 2) return std::nullopt;
+  for (size_t i = 0; i < data_end; ++i)
+    if (!std::isalnum(static_cast<unsigned char>(text[i])) && text[i] != '+' && text[i] != '/') return std::nullopt;
   std::string out(text.size() / 4 * 3 + 1, '\0');
   int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
                           reinterpret_cast<const unsigned char*>(text.data()), static_cast<int>(text.size()));

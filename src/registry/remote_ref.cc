@@ -43,6 +43,10 @@ std::string RemoteRef::api_host() const { return registry == "docker.io" ? "regi
 std::string RemoteRef::local_repository() const {
   if (registry != "docker.io") return registry + "/" + path;
   if (path.starts_with("library/") && path.find('/', 8) == std::string::npos) return path.substr(8);
+  // Hub's "quay.io/x" must not read back as quay.io's "x" (as Reference does).
+  std::string head = path.substr(0, path.find('/'));
+  if (path.find('/') != std::string::npos && (head.find_first_of(".:") != std::string::npos || head == "localhost"))
+    return "docker.io/" + path;
   return path;
 }
 
