@@ -31,6 +31,18 @@ TEST(RemoteRef, UserRepositoriesAndExplicitHub) {
   EXPECT_EQ(lib->local_tag(), "alpine:latest");
 }
 
+TEST(RemoteRef, HubPathsThatLookLikeHostsKeepTheirHub) {
+  auto r = RemoteRef::parse("docker.io/quay.io/x:v1");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->registry, "docker.io");
+  EXPECT_EQ(r->path, "quay.io/x");
+  EXPECT_EQ(r->local_tag(), "docker.io/quay.io/x:v1");
+  auto again = RemoteRef::parse(r->local_tag());
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->registry, "docker.io");
+  EXPECT_EQ(again->path, "quay.io/x");
+}
+
 TEST(RemoteRef, HostWithPortAndDigest) {
   std::string digest = "sha256:" + std::string(64, 'a');
   auto r = RemoteRef::parse("127.0.0.1:5000/team/app@" + digest);
@@ -96,6 +108,8 @@ TEST(Base64, RoundTrips) {
   EXPECT_EQ(base64_encode("alice:pw"), "YWxpY2U6cHc=");
   EXPECT_FALSE(base64_decode("abc"));
   EXPECT_FALSE(base64_decode("a*c="));
+  EXPECT_FALSE(base64_decode("ab\t\t"));
+  EXPECT_FALSE(base64_decode("===="));
 }
 
 TEST(CredentialStore, StoresPrivatelyAndForgets) {
