@@ -285,3 +285,38 @@ def test_run_pulls_a_missing_image(isola, registry, busybox_layout, busybox_imag
     res = isola("run", "--rm", "--network", "none", "127.0.0.1:1/nothing", "true", check=False)
     assert res.returncode == 125
     assert "isola: image '127.0.0.1:1/nothing' is not stored locally and pulling it failed" in res.stderr
+
+
+def test_progress_bars_on_a_terminal(isola, registry, busybox_layout):
+    import pty
+    import subprocess
+    push_layout(busybox_layout, f"{registry.host}/busybox:latest")
+    proxy = Proxy(registry.host)
+    try:
+        proxy.rate = 400 << 10  # about 2.5 s for the layer: several redraws
+        master, slave = pty.openpty()
+        proc = subprocess.Popen([isola.bin, "--root", str(isola.root), "pull", f"{proxy.host}/busybox"],
+                                stdout=slave, stderr=slave, stdin=subprocess.DEVNULL)
+        os.close(slave)
+        out = b""
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            out += chunk
+        assert proc.wait(timeout=60) == 0, out
+        os.close(master)
+        text = out.decode()
+        assert "\x1b[1A\x1b[2K" in text, "no line redrawn in place"
+        assert "Downloading [===" in text and "/1.03MB" in text and "B/s" in text
+        assert text.rstrip().splitlines()[-1].startswith("Image: ")
+        # --quiet prints the ID alone, on a terminal too.
+        isola("rmi", f"{proxy.host}/busybox")
+        proxy.rate = None
+        res = isola("pull", "-q", f"{proxy.host}/busybox")
+        assert res.stdout.startswith("sha256:") and len(res.stdout.split()) == 1
+    finally:
+        proxy.stop()
