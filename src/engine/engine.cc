@@ -356,9 +356,12 @@ Result<std::vector<pid_t>> Engine::pids(const ContainerRecord& rec) {
 }
 
 Result<void> Engine::cleanup(const ContainerRecord& rec) {
-  // The monitor does these, unless it was killed.
-  (void)unpublish_ports(rec.id);
-  if (auto net = load_container_network(containers_, rec.id); net) unplug_endpoints(rec.id, *net);
+  // The monitor does these, unless it was killed. Only a container with
+  // published ports has a table of its own.
+  if (auto net = load_container_network(containers_, rec.id); net) {
+    if (!net->ports.empty()) (void)unpublish_ports(rec.id);
+    unplug_endpoints(rec.id, *net);
+  }
   if (auto cg = Cgroup::open("isola/" + rec.id); cg) {
     (void)cg->kill_all(SIGKILL);
     TRYV(cg->destroy());

@@ -83,7 +83,7 @@ Result<void> Monitor::join_network() {
   net_ = TRY(load_container_network(store_, rec_.id));
   std::string path;
   if (net_.mode == "bridge") {
-    TRYV(publish_ports(rec_.id, net_));
+    if (!net_.ports.empty()) TRYV(publish_ports(rec_.id, net_));
     return {};
   } else if (net_.mode == "container") {
     ContainerState other = store_.state(net_.container);

@@ -200,7 +200,7 @@ Result<void> VmMonitor::prepare() {
     tap = TRY(make_tap(rec_.id, ep));
     config.network = nic_;
     config.tap_fd = kQemuTapFd;
-    TRYV(publish_ports(rec_.id, net_));
+    if (!net_.ports.empty()) TRYV(publish_ports(rec_.id, net_));
   }
 
   listen_ = TRY(listen_socket(ContainerStore::socket_path(rec_.id)));
