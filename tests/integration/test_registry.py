@@ -320,3 +320,22 @@ def test_progress_bars_on_a_terminal(isola, registry, busybox_layout):
         assert res.stdout.startswith("sha256:") and len(res.stdout.split()) == 1
     finally:
         proxy.stop()
+
+
+def test_docker_media_types_and_vm_isolation(isola, registry, busybox_layout, busybox_image):
+    """A docker v2 schema 2 manifest pulls as well as an OCI one, and the
+    pulled image runs with either isolation level."""
+    push_layout(busybox_layout, f"{registry.host}/dockerfmt:v1", "--format", "v2s2")
+    info = json.loads(skopeo("inspect", "--raw", "--tls-verify=false",
+                             f"docker://{registry.host}/dockerfmt:v1").stdout)
+    assert info["mediaType"] == "application/vnd.docker.distribution.manifest.v2+json"
+    remote_digest = json.loads(skopeo("inspect", "--tls-verify=false",
+                                      f"docker://{registry.host}/dockerfmt:v1").stdout)["Digest"]
+    isola("pull", f"{registry.host}/dockerfmt:v1")
+    image = json.loads(isola("image", "inspect", f"{registry.host}/dockerfmt:v1").stdout)[0]
+    assert image["Id"] == busybox_image[0]
+    assert image["Digest"] == remote_digest
+    for level in ("process", "vm"):
+        res = isola("run", "--rm", "--network", "none", "--isolation", level, f"{registry.host}/dockerfmt:v1",
+                    "echo", level, timeout=300)
+        assert res.stdout == level + "\n"
