@@ -14,6 +14,7 @@
 #include <cstdio>
 
 #include "common/fs.h"
+#include "common/ns_switch.h"
 #include "net/netlink.h"
 #include "net/nft.h"
 
@@ -31,24 +32,6 @@ Result<uint16_t> parse_port(const std::string& text, const std::string& whole, b
 
 std::string nft_table_of(const std::string& id) { return "ip isola-c-" + id.substr(0, 12); }
 
-// Enters network namespace `fd` and returns to the caller's on destruction.
-// The caller must be single-threaded.
-class NetnsVisit {
- public:
-  static Result<NetnsVisit> enter(int fd) {
-    UniqueFd home = TRY(open_path("/proc/self/ns/net", O_RDONLY));
-    if (::setns(fd, CLONE_NEWNET) != 0) return fail(sys_error("enter the network namespace"));
-    return NetnsVisit(std::move(home));
-  }
-  NetnsVisit(NetnsVisit&&) = default;
-  ~NetnsVisit() {
-    if (home_) (void)::setns(home_.get(), CLONE_NEWNET);
-  }
-
- private:
-  explicit NetnsVisit(UniqueFd home) : home_(std::move(home)) {}
-  UniqueFd home_;
-};
 
 // Configures eth<n> inside the namespace: MAC, address, up, and for the
 // first endpoint the default route.
@@ -186,7 +169,7 @@ std::string tap_name(const std::string& id, unsigned slot) { return "it" + id.su
 
 Result<void> plug_endpoints(int netns_fd, const std::string& id, const ContainerNetwork& net) {
   {
-    NetnsVisit visit = TRY(NetnsVisit::enter(netns_fd));
+    NsSwitch visit = TRY(NsSwitch::enter(netns_fd, CLONE_NEWNET, "the container's network namespace"));
     Rtnl inside = TRY(Rtnl::open());
     TRYV(inside.set_up("lo"));
   }
@@ -198,7 +181,7 @@ Result<void> add_endpoint(int netns_fd, const std::string& id, const Endpoint& e
   Rtnl host = TRY(Rtnl::open());
   TRYV(plug_veth(host, netns_fd, id, ep));
   auto done = [&]() -> Result<void> {
-    NetnsVisit visit = TRY(NetnsVisit::enter(netns_fd));
+    NsSwitch visit = TRY(NsSwitch::enter(netns_fd, CLONE_NEWNET, "the container's network namespace"));
     Rtnl inside = TRY(Rtnl::open());
     return configure_inside(inside, ep, default_route);
   }();

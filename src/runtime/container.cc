@@ -47,6 +47,7 @@
 
 #include "common/fs.h"
 #include "common/log.h"
+#include "common/ns_switch.h"
 #include "common/unix_socket.h"
 #include "runtime/cgroup.h"
 #include "runtime/security.h"
@@ -1166,28 +1167,6 @@ void become_namespace_root(const Child& c) {
   finish_process(c, plan.proc, opts.wait_for_start, devnull);
 }
 
-// Restores the caller's pid namespace for children when it goes out of scope.
-// The caller in another pid or network namespace while it clones, and back
-// in its own afterwards (children it makes later must not land in the
-// container's: if it cannot return, it aborts).
-class NsSwitch {
- public:
-  static Result<NsSwitch> enter(int target_fd, int type, const std::string& what) {
-    UniqueFd own = TRY(open_path(type == CLONE_NEWPID ? "/proc/self/ns/pid" : "/proc/self/ns/net", O_RDONLY));
-    if (::setns(target_fd, type) != 0)
-      return fail(sys_error(type == CLONE_NEWPID ? "join pid namespace" : "join network namespace", what));
-    return NsSwitch(std::move(own), type);
-  }
-  NsSwitch(NsSwitch&&) = default;
-  ~NsSwitch() {
-    if (own_ && ::setns(own_.get(), type_) != 0) ::abort();
-  }
-
- private:
-  NsSwitch(UniqueFd own, int type) : own_(std::move(own)), type_(type) {}
-  UniqueFd own_;
-  int type_;
-};
 
 // Makes the caller non-dumpable while it forks, so the child is never
 // ptrace-able or /proc-openable from inside the container, not even between
