@@ -264,11 +264,55 @@ def case_network(setup, rounds):
     return {"title": "Networks: start time with a bridge network against --network none", "rows": rows}
 
 
+def case_pull(setup, rounds):
+    """`isola pull` of a 4-layer image (about 24 MB compressed) from Debian's
+    docker-registry on 127.0.0.1 into an empty store, against `podman pull`
+    into an empty store and `skopeo copy` to an OCI directory (which fetches
+    but does not unpack). Every round starts from empty stores."""
+    import shutil
+    import sys
+    sys.path.insert(0, str(REPO / "tests" / "integration"))
+    import imagegen as ig
+    from registries import Registry, push_layout, write_layout
+    layers = [ig.Layer([ig.File(f"data/{i}.bin", os.urandom(6 << 20))]) for i in range(4)]
+    image = ig.Image(layers, config={"Cmd": ["true"]})
+    write_layout(ig.oci_layout([image]), setup.work / "pull-src")
+    reg = Registry(setup.work / "registry")
+    try:
+        name = f"{reg.host}/bench/data:v1"
+        push_layout(setup.work / "pull-src", name)
+        fresh = setup.work / "pull-rounds"
+
+        def clean(sub):
+            d = fresh / sub
+            shutil.rmtree(d, ignore_errors=True)
+            return d
+
+        def podman(r):
+            d = Path("/tmp/isola-bench-pp") / str(r)  # podman wants a short runroot
+            shutil.rmtree(d, ignore_errors=True)
+            return ["podman", "--root", str(d / "root"), "--runroot", str(d / "run"), "--tmpdir", str(d / "tmp"),
+                    "--cgroup-manager", "cgroupfs", "--events-backend", "file",
+                    "pull", "-q", "--tls-verify=false", name]
+        cmds = {"isola pull": lambda r: [ISOLA, "--root", str(clean(f"isola-{r}")), "pull", "-q", name],
+                "podman pull": podman,
+                "skopeo copy (no unpack)": lambda r: ["skopeo", "--insecure-policy", "copy", "-q",
+                                                      "--src-tls-verify=false", f"docker://{name}",
+                                                      f"oci:{clean(f'skopeo-{r}')}"]}
+        samples, errors = alternate(cmds, rounds)
+        shutil.rmtree(fresh, ignore_errors=True)
+        shutil.rmtree("/tmp/isola-bench-pp", ignore_errors=True)
+    finally:
+        reg.stop()
+    return {"title": "Pull of a 4-layer, 24 MB image from a registry on 127.0.0.1 into an empty store",
+            "rows": rows_with_ratio(samples, errors, "isola pull")}
+
+
 def case_breakdown(setup, rounds):
     return {"title": "Where isola's start time goes (median per phase)",
             "breakdown": {"process": trace_runs(setup, ["run", "--rm", "busybox", "true"], rounds),
                           "vm": trace_runs(setup, ["run", "--rm", "--isolation=vm", "busybox", "true"], rounds)}}
 
 
-CASES = {"engine": case_engine, "runtime": case_runtime, "vm": case_vm, "network": case_network,
+CASES = {"engine": case_engine, "runtime": case_runtime, "vm": case_vm, "network": case_network, "pull": case_pull,
          "steady": case_steady, "breakdown": case_breakdown}

@@ -17,18 +17,19 @@ def test_bench_run_quick_produces_table_json_and_chart(tmp_path):
     assert res.returncode == 0, f"exit {res.returncode}\n{res.stdout}\n{res.stderr}"
     table = res.stdout
     for title in ("Engine level", "Runtime level", "VM isolation", "Networks", "Density", "Steady state",
-                  "Where isola"):
+                  "Where isola", "Pull of"):
         assert f"### {title}" in table, table
     assert "| isola run --rm |" in table and "| podman run --rm (runc) |" in table, table
     assert "| runc run |" in table and "| isola-runtime run |" in table, table
 
     data = json.loads(out_json.read_text())
     results = data["results"]
-    for case in ("engine", "runtime", "vm", "network", "steady"):
+    for case in ("engine", "runtime", "vm", "network", "steady", "pull"):
         rows = {r["name"]: r for r in results[case]["rows"]}
         isola_rows = [r for name, r in rows.items() if "isola" in name or case in ("steady", "network")]
         assert isola_rows and all(r["samples"] and not r.get("error") for r in isola_rows), results[case]
     assert results["engine"]["rows"][1]["samples"], "podman + runc did not run"
+    assert all(r["samples"] for r in results["pull"]["rows"]), results["pull"]
     assert len(results["density"]["density"]) == 3
     assert all(r["per_container_kib"] > 0 for r in results["density"]["density"])
     phases = [p["phase"] for p in results["breakdown"]["breakdown"]["process"]]
