@@ -40,9 +40,10 @@ _isola_reply() {  # candidates cur strip-chars (candidates hold no blanks)
   for c in $(compgen -W "$1" -- "$2"); do COMPREPLY+=("${c:$3}"); done
 }
 
-_isola() {
-  local -a words=() root=()
-  local i w cword=0
+# Sets words/cword: COMP_WORDS with the pieces bash split at ':' and '='
+# joined back, and strip: how much longer the joined word is than bash's.
+_isola_join_words() {
+  local i w
   for ((i = 0; i < ${#COMP_WORDS[@]}; i++)); do
     w=${COMP_WORDS[i]}
     if ((i > 1)) && [[ $w == [:=] || ${COMP_WORDS[i-1]} == [:=] ]]; then
@@ -52,10 +53,14 @@ _isola() {
     fi
     ((i == COMP_CWORD)) && cword=$((${#words[@]} - 1))
   done
-  local cur=${words[cword]} strip
-  strip=$((${#cur} - ${#COMP_WORDS[COMP_CWORD]}))
+  strip=$((${#words[cword]} - ${#COMP_WORDS[COMP_CWORD]}))
   ((strip < 0)) && strip=0
-  local path=isola expect="" n=0 rest=0
+}
+
+# Sets path (the command), n (operands given), expect (an option waiting
+# for its value), rest (past a prefix command's first operand), root.
+_isola_walk() {
+  local i w
   for ((i = 1; i < cword; i++)); do
     w=${words[i]}
     if [[ -n $expect ]]; then
@@ -78,6 +83,14 @@ _isola() {
         fi ;;
     esac
   done
+}
+
+_isola() {
+  local -a words=() root=()
+  local cword=0 strip=0 path=isola expect="" n=0 rest=0
+  _isola_join_words
+  local cur=${words[cword]}
+  _isola_walk
   local -a isola=("${words[0]}" "${root[@]}")
   local kind
   if [[ -n $expect ]]; then
