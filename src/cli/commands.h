@@ -37,6 +37,20 @@ void add_registry_commands(CLI::App& app, Globals& globals);
 // Before run/create: pulls the image per --pull (missing, always, never),
 // progress on stderr.
 Result<void> ensure_image(const Globals& globals, const std::string& image, const std::string& policy);
+void add_system_commands(CLI::App& app, Globals& globals);
+void add_version_command(CLI::App& app, Globals& globals);
+// Generators that walk `app` when they run, so they see every command.
+void add_completion_command(CLI::App& app, Globals& globals);
+void add_man_command(CLI::App& app, Globals& globals);
+
+// What the store holds, for isola info.
+struct StoreSummary {
+  size_t images = 0, containers = 0, running = 0;
+  uint64_t size = 0;  // image layers (each once) and containers' upper directories
+};
+Result<StoreSummary> store_summary(const std::string& root);
+// The installed guest kernel's version, "" when there is none.
+std::string guest_kernel_version();
 
 // A container's NetworkSettings for inspect.
 Json network_settings_json(const ContainerNetwork& net);

@@ -10,6 +10,7 @@
 #include <set>
 #include <sstream>
 
+#include "cli/command_tree.h"
 #include "cli/commands.h"
 #include "cli/table.h"
 #include "engine/engine.h"
@@ -411,20 +412,11 @@ int cmd_wait(const Globals& g, const std::vector<std::string>& refs) {
 int cmd_prune(const Globals& g) {
   auto engine = Engine::open(g.root);
   if (!engine) return report(engine.error());
-  auto list = engine->containers().list();
-  if (!list) return report(list.error());
+  ContainerPrune pruned = engine->prune_containers();
   std::cout << "Deleted Containers:\n";
+  for (const ContainerRecord& r : pruned.removed) std::cout << r.id << "\n";
   int code = 0;
-  for (const ContainerRecord& r : *list) {
-    // Every container that is not running, as docker: also those created
-    // and never started (or whose start crashed).
-    std::string status = engine->containers().state(r.id).status;
-    if (status == "running" || status == "paused") continue;
-    if (auto rm = engine->remove(r, false); !rm) code = report(rm.error());
-    else std::cout << r.id << "\n";
-  }
-  if (auto stale = engine->containers().remove_stale(); !stale) code = report(stale.error());
-  engine->networks().sweep_leases([&](const std::string& id) { return engine->containers().resolve(id).has_value(); });
+  for (const Error& e : pruned.errors) code = report(e);
   return code;
 }
 
@@ -463,6 +455,7 @@ void add_container_commands(CLI::App& app, Globals& g) {
 
   auto* top = app.add_subcommand("top", "Show a container's processes (host PIDs)");
   top->prefix_command();
+  set_operands(*top, "CONTAINER [PS_OPTION...]");
   top->callback([&g, a, top] {
     std::vector<std::string> rest = top->remaining();
     if (!rest.empty()) {

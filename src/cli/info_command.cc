@@ -1,5 +1,6 @@
-// isola info: what this host offers: the store, cgroups, and whether VM
-// isolation is available, with which accelerator and guest kernel.
+// isola info: what this host offers: the store and what it holds, cgroups,
+// and whether VM isolation is available, with which accelerator and guest
+// kernel.
 #include <unistd.h>
 
 #include <cstdlib>
@@ -7,6 +8,7 @@
 #include <memory>
 
 #include "cli/commands.h"
+#include "cli/table.h"
 #include "common/fs.h"
 #include "runtime/cgroup.h"
 #include "vm/guest.h"
@@ -29,6 +31,23 @@ bool on_path(const std::string& name) {
   return false;
 }
 
+void print_storage(const Json& s) {
+  if (s.contains("Error")) {
+    std::cout << "Storage:          " << s["Error"].get<std::string>() << "\n";
+    return;
+  }
+  std::cout << "Images:           " << s["Images"].get<size_t>() << "\n"
+            << "Containers:       " << s["Containers"].get<size_t>() << " (running " << s["Running"].get<size_t>()
+            << ")\n"
+            << "Store size:       " << human_size(s["Size"].get<uint64_t>()) << "\n";
+}
+
+Json storage_json(const Globals& g) {
+  auto s = store_summary(g.root);
+  if (!s) return {{"Error", s.error().message()}};
+  return {{"Images", s->images}, {"Containers", s->containers}, {"Running", s->running}, {"Size", s->size}};
+}
+
 int cmd_info(const Globals& g, const std::string& format) {
   const char* modes[] = {"v1", "hybrid", "v2"};
   std::string why;
@@ -38,14 +57,8 @@ int cmd_info(const Globals& g, const std::string& format) {
   if (!on_path("qemu-system-x86_64")) missing.push_back("qemu-system-x86_64 (apt-get install qemu-system-x86)");
   auto agent = find_agent();
   if (!agent) missing.push_back(agent.error().message());
-  std::string kernel_version;
-  if (auto v = read_file(path_join(guest_dir(), "kernel.version"), 4096); v) {
-    kernel_version = *v;
-    while (!kernel_version.empty() && std::isspace(static_cast<unsigned char>(kernel_version.back())))
-      kernel_version.pop_back();
-  } else {
-    missing.push_back("the guest kernel in " + guest_dir() + " (run scripts/guest-kernel)");
-  }
+  std::string kernel_version = guest_kernel_version();
+  if (kernel_version.empty()) missing.push_back("the guest kernel in " + guest_dir() + " (run scripts/guest-kernel)");
   vm["GuestKernel"] = kernel_version;
   vm["Available"] = missing.empty();
   vm["Missing"] = missing;
@@ -53,14 +66,16 @@ int cmd_info(const Globals& g, const std::string& format) {
                {"Root", g.root},
                {"CgroupMode", modes[static_cast<int>(detect_cgroup_mode())]},
                {"IsolationLevels", missing.empty() ? Json{"process", "vm"} : Json{"process"}},
+               {"Storage", storage_json(g)},
                {"VM", vm}};
   if (format == "json") {
     std::cout << info.dump(2) << "\n";
     return 0;
   }
   std::cout << "Version:          " << ISOLA_VERSION << "\n"
-            << "Root:             " << g.root << "\n"
-            << "Cgroups:          " << info["CgroupMode"].get<std::string>() << "\n"
+            << "Root:             " << g.root << "\n";
+  print_storage(info["Storage"]);
+  std::cout << "Cgroups:          " << info["CgroupMode"].get<std::string>() << "\n"
             << "Isolation levels: process" << (missing.empty() ? ", vm" : "") << "\n"
             << "VM isolation:     " << (missing.empty() ? "available" : "not available") << "\n"
             << "  Accelerator:    " << accel << " (" << why << ")\n"
@@ -71,9 +86,17 @@ int cmd_info(const Globals& g, const std::string& format) {
 
 }  // namespace
 
+std::string guest_kernel_version() {
+  auto v = read_file(path_join(guest_dir(), "kernel.version"), 4096);
+  if (!v) return "";
+  std::string text = *v;
+  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) text.pop_back();
+  return text;
+}
+
 void add_info_command(CLI::App& app, Globals& g) {
   auto format = std::make_shared<std::string>("table");
-  auto* info = app.add_subcommand("info", "Show what this host offers: cgroups, isolation levels, VM support");
+  auto* info = app.add_subcommand("info", "Show what this host offers and the store holds: cgroups, isolation levels, VM support, storage");
   info->add_option("--format", *format, "table or json");
   info->callback([&g, format] { g.action = [&g, format] { return cmd_info(g, *format); }; });
 }

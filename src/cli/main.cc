@@ -37,12 +37,10 @@ int main(int argc, char** argv) {
   add_info_command(app, globals);
   add_network_commands(app, globals);
   add_registry_commands(app, globals);
-  app.add_subcommand("version", "Show the isola version")->callback([&] {
-    globals.action = [] {
-      std::cout << "isola version " << ISOLA_VERSION << "\n";
-      return 0;
-    };
-  });
+  add_system_commands(app, globals);
+  add_version_command(app, globals);
+  add_completion_command(app, globals);
+  add_man_command(app, globals);
 
   try {
     app.parse(argc, argv);

@@ -13,6 +13,7 @@
 #include <iostream>
 #include <memory>
 
+#include "cli/command_tree.h"
 #include "cli/commands.h"
 #include "common/log.h"
 #include "cli/terminal.h"
@@ -109,6 +110,7 @@ void add_run_flags(CLI::App* cmd, RunArgs& a, bool with_run_only) {
   }
   // IMAGE [COMMAND [ARG...]]: everything from the image name on is the container's.
   cmd->prefix_command();
+  set_operands(*cmd, "IMAGE [COMMAND [ARG...]]");
 }
 
 int cmd_run(const Globals& g, RunArgs& a) {
@@ -414,6 +416,7 @@ void add_run_commands(CLI::App& app, Globals& g) {
   exec->add_option("-w,--workdir", ea->workdir, "Working directory");
   exec->add_option("-u,--user", ea->user, "User[:group]");
   exec->prefix_command();
+  set_operands(*exec, "CONTAINER COMMAND [ARG...]");
   exec->callback([&g, ea, exec] {
     ea->positional = exec->remaining();
     g.action = [&g, ea] { return cmd_exec(g, *ea); }; });

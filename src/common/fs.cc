@@ -10,6 +10,8 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <set>
+#include <utility>
 
 namespace isola {
 
@@ -195,6 +197,55 @@ Result<void> remove_tree(const std::string& path) {
   TRYV(remove_children(fd.get(), st.st_dev, path));
   if (::rmdir(path.c_str()) != 0 && errno != ENOENT) return fail(sys_error("rmdir", path));
   return {};
+}
+
+namespace {
+
+Result<uint64_t> usage_below(int dirfd, dev_t dev, const std::string& path, std::set<std::pair<dev_t, ino_t>>& seen) {
+  int fd = ::openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return fail(sys_error("open", path));
+  DIR* dir = ::fdopendir(fd);
+  if (!dir) {
+    ::close(fd);
+    return fail(sys_error("fdopendir", path));
+  }
+  uint64_t total = 0;
+  Result<void> status;
+  while (struct dirent* ent = ::readdir(dir)) {
+    std::string name = ent->d_name;
+    if (name == "." || name == "..") continue;
+    struct stat st;
+    if (::fstatat(::dirfd(dir), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) continue;  // gone meanwhile
+    if (st.st_dev != dev) continue;  // a mount (a running container's rootfs)
+    if (st.st_nlink > 1 && !S_ISDIR(st.st_mode) && !seen.insert({st.st_dev, st.st_ino}).second) continue;
+    total += S_ISDIR(st.st_mode) ? 0 : static_cast<uint64_t>(st.st_size);
+    if (!S_ISDIR(st.st_mode)) continue;
+    auto child = open_beneath(::dirfd(dir), name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+    if (!child) continue;
+    auto sub = usage_below(child->get(), dev, path_join(path, name), seen);
+    if (!sub) {
+      status = fail(sub.error());
+      break;
+    }
+    total += *sub;
+  }
+  ::closedir(dir);
+  if (!status) return fail(status.error());
+  return total;
+}
+
+}  // namespace
+
+Result<uint64_t> disk_usage(const std::string& path) {
+  struct stat st;
+  if (::lstat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT) return uint64_t{0};
+    return fail(sys_error("stat", path));
+  }
+  if (!S_ISDIR(st.st_mode)) return static_cast<uint64_t>(st.st_size);
+  UniqueFd fd = TRY(open_path(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW));
+  std::set<std::pair<dev_t, ino_t>> seen;
+  return usage_below(fd.get(), st.st_dev, path, seen);
 }
 
 bool path_exists(const std::string& path) {

@@ -50,6 +50,9 @@ Result<void> mkdir_p(const std::string& path, mode_t mode = 0755);
 Result<void> remove_tree(const std::string& path);
 
 bool path_exists(const std::string& path);
+// Apparent size (st_size) of the files under `path`, each hard-linked file
+// once, not crossing into other mounts; 0 when it does not exist.
+Result<uint64_t> disk_usage(const std::string& path);
 bool is_directory(const std::string& path);
 
 // Names of the entries of a directory (without "." and "..").

@@ -388,4 +388,24 @@ Result<void> Engine::remove(const ContainerRecord& rec, bool force) {
   return {};
 }
 
+ContainerPrune Engine::prune_containers() {
+  ContainerPrune out;
+  auto list = containers_.list();
+  if (!list) {
+    out.errors.push_back(list.error());
+    return out;
+  }
+  for (const ContainerRecord& r : *list) {
+    // Every container that is not running, as docker: also those created
+    // and never started (or whose start crashed).
+    std::string status = containers_.state(r.id).status;
+    if (status == "running" || status == "paused") continue;
+    if (auto rm = remove(r, false); !rm) out.errors.push_back(rm.error());
+    else out.removed.push_back(r);
+  }
+  if (auto stale = containers_.remove_stale(); !stale) out.errors.push_back(stale.error());
+  networks_.sweep_leases([&](const std::string& id) { return containers_.resolve(id).has_value(); });
+  return out;
+}
+
 }  // namespace isola

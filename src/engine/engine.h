@@ -14,6 +14,11 @@
 
 namespace isola {
 
+struct ContainerPrune {
+  std::vector<ContainerRecord> removed;
+  std::vector<Error> errors;  // removals that failed; the others went on
+};
+
 class Engine {
  public:
   static Result<Engine> open(const std::string& root);
@@ -34,6 +39,9 @@ class Engine {
   // Removes a container; a running one only with `force` (it is killed).
   Result<void> remove(const ContainerRecord& rec, bool force);
   Result<std::vector<pid_t>> pids(const ContainerRecord& rec);
+  // Removes every container that is not running or paused, what crashed
+  // creates and removals left, and the leases of containers that are gone.
+  ContainerPrune prune_containers();
 
   Result<void> mount_rootfs(const ContainerRecord& rec);
 

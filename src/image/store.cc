@@ -292,6 +292,11 @@ Result<std::vector<ImageRecord>> ImageStore::list() const {
   return out;
 }
 
+Result<std::map<std::string, uint64_t>> ImageStore::layer_sizes() const {
+  Index index = TRY(read_index());
+  return index.layer_sizes;
+}
+
 Result<ImageRecord> ImageStore::resolve_in(const Index& index, const std::string& ref) const {
   std::string id = ref;
   if (id.starts_with("sha256:")) id = id.substr(7);

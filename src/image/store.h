@@ -58,6 +58,8 @@ class ImageStore {
   Result<std::vector<LoadReport>> load(const std::string& input);
 
   Result<std::vector<ImageRecord>> list() const;
+  // Bytes of each unpacked layer, by diff ID hex; images share layers.
+  Result<std::map<std::string, uint64_t>> layer_sizes() const;
   // NAME[:TAG], a full ID, "sha256:ID", or an unambiguous ID prefix (3+ chars).
   Result<ImageRecord> resolve(const std::string& ref) const;
   Result<Json> config(const ImageRecord& image) const;
