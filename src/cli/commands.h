@@ -31,6 +31,8 @@ void add_run_commands(CLI::App& app, Globals& globals);
 void add_container_commands(CLI::App& app, Globals& globals);
 void add_info_command(CLI::App& app, Globals& globals);
 void add_network_commands(CLI::App& app, Globals& globals);
+// After add_container_commands: also registers "container commit".
+void add_commit_commands(CLI::App& app, Globals& globals);
 
 // A container's NetworkSettings for inspect.
 Json network_settings_json(const ContainerNetwork& net);
