@@ -338,3 +338,13 @@ def test_commit_of_a_userns_container_writes_container_owners(userns_box):
     assert res.returncode == 0, describe(res)
     box.ok("commit", "u", "userns:1")
     assert committed_run(box, "userns:1", "stat -c '%u:%g' /owned; stat -c '%u:%g' /bin/busybox") == "5:6\n0:0\n"
+
+
+def test_commit_of_a_vm_container(box):
+    """A VM's root is a 9p share of the host's overlay mount: its changes are
+    in the same upper directory on the host."""
+    res = box("run", "--name", "vm", "--isolation=vm", *NET, IMAGE, "sh", "-c",
+              "echo from the vm > /vmfile && rm /etc/group", timeout=240)
+    assert res.returncode == 0, describe(res)
+    box.ok("commit", "vm", "fromvm:1")
+    assert committed_run(box, "fromvm:1", "cat /vmfile; test -e /etc/group || echo gone") == "from the vm\ngone\n"
