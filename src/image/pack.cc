@@ -159,13 +159,27 @@ class Packer {
     return walk(fd.get(), path);
   }
 
-  Result<void> regular(int dirfd, const std::string& name, const std::string& path) {
-    int raw = ::openat(dirfd, name.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  // The container may swap a file for a device node meanwhile: the name is
+  // pinned with O_PATH, and only a regular file is then opened for reading
+  // (through /proc/self/fd, which reopens that inode), so no device on the
+  // host is ever opened.
+  Result<UniqueFd> open_regular(int dirfd, const std::string& name, const std::string& path) {
+    int raw = ::openat(dirfd, name.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC);
     if (raw < 0) return fail(sys_error("open", path));
-    UniqueFd fd(raw);
+    UniqueFd pinned(raw);
+    struct stat st;
+    if (::fstat(pinned.get(), &st) != 0) return fail(sys_error("stat", path));
+    if (!S_ISREG(st.st_mode)) return fail(make_error("commit", "/" + path, "changed type while being packed; retry"));
+    std::string proc = "/proc/self/fd/" + std::to_string(pinned.get());
+    raw = ::open(proc.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (raw < 0) return fail(sys_error("open", path));
+    return UniqueFd(raw);
+  }
+
+  Result<void> regular(int dirfd, const std::string& name, const std::string& path) {
+    UniqueFd fd = TRY(open_regular(dirfd, name, path));
     struct stat st;
     if (::fstat(fd.get(), &st) != 0) return fail(sys_error("stat", path));
-    if (!S_ISREG(st.st_mode)) return fail(make_error("commit", "/" + path, "changed type while being packed; retry"));
     if (has_xattr(fd.get(), kMetacopyXattr))
       return fail(make_error("commit", "/" + path, "is an overlayfs metacopy file; remount without metacopy"));
     EntryPtr e = entry(path, st);
