@@ -51,6 +51,8 @@ struct StoreSummary {
 Result<StoreSummary> store_summary(const std::string& root);
 // The installed guest kernel's version, "" when there is none.
 std::string guest_kernel_version();
+// After add_container_commands: also registers "container commit".
+void add_commit_commands(CLI::App& app, Globals& globals);
 
 // A container's NetworkSettings for inspect.
 Json network_settings_json(const ContainerNetwork& net);

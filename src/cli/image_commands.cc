@@ -1,4 +1,6 @@
-// Image commands: load, images, image inspect/mount/unmount, tag, rmi.
+// Image commands: load, save, import, images, image inspect/mount/unmount, tag, rmi.
+#include <unistd.h>
+
 #include <algorithm>
 #include <ctime>
 #include <iostream>
@@ -24,6 +26,34 @@ int cmd_load(const Globals& g, const std::string& input, bool quiet) {
     if (r.tags.empty()) std::cout << "Loaded image ID: " << r.id.str() << "\n";
     for (const std::string& t : r.tags) std::cout << "Loaded image: " << t << "\n";
   }
+  return 0;
+}
+
+int cmd_save(const Globals& g, const std::vector<std::string>& refs, std::string output) {
+  if (output.empty()) {
+    if (::isatty(STDOUT_FILENO))
+      return report(make_error("save", "standard output",
+                               "it is a terminal; name a file with -o FILE or redirect the output"));
+    output = "-";
+  }
+  auto store = open_store(g);
+  if (!store) return report(store.error());
+  if (auto r = store->save(refs, output); !r) return report(r.error());
+  return 0;
+}
+
+int cmd_import(const Globals& g, const std::string& input, const std::string& tag,
+               const std::vector<std::string>& changes, const std::string& message) {
+  auto store = open_store(g);
+  if (!store) return report(store.error());
+  NewImage spec;
+  spec.tag = tag;
+  spec.changes = changes;
+  spec.comment = message.empty() ? "Imported from " + input : message;
+  spec.created_by = "isola import";
+  auto made = store->import_rootfs(input, spec);
+  if (!made) return report(made.error());
+  std::cout << made->id.str() << "\n";
   return 0;
 }
 
@@ -149,8 +179,8 @@ int cmd_unmount(const Globals& g, const std::string& ref) {
 }
 
 struct ImageArgs {
-  std::string input, format = "table", source, target, ref;
-  std::vector<std::string> refs;
+  std::string input, format = "table", source, target, ref, output, message;
+  std::vector<std::string> refs, changes;
   bool quiet = false, no_trunc = false, force = false;
 };
 
@@ -159,6 +189,25 @@ void add_load(CLI::App& parent, Globals& g, std::shared_ptr<ImageArgs> a) {
   cmd->add_option("-i,--input", a->input, "Archive file or OCI layout directory")->required();
   cmd->add_flag("-q,--quiet", a->quiet, "Print nothing on success");
   cmd->callback([&g, a] { g.action = [&g, a] { return cmd_load(g, a->input, a->quiet); }; });
+}
+
+void add_save(CLI::App& parent, Globals& g, std::shared_ptr<ImageArgs> a) {
+  auto* cmd = parent.add_subcommand("save", "Write images to an OCI layout tar (also readable by docker load)");
+  cmd->add_option("-o,--output", a->output, "File to write ('-': standard output, the default when not a terminal)");
+  cmd->add_option("IMAGE", a->refs, "Images (by name: saved under that name)")->required();
+  cmd->callback([&g, a] { g.action = [&g, a] { return cmd_save(g, a->refs, a->output); }; });
+}
+
+void add_import(CLI::App& parent, Globals& g, std::shared_ptr<ImageArgs> a) {
+  auto* cmd = parent.add_subcommand("import", "Make a one-layer image from a root file system tarball");
+  cmd->add_option("-c,--change", a->changes, "Apply a Dockerfile instruction (CMD, ENTRYPOINT, ENV, WORKDIR, ...)")
+      ->allow_extra_args(false);
+  cmd->add_option("-m,--message", a->message, "Comment for the image's history");
+  cmd->add_option("FILE", a->input, "Tarball (plain, gzip or zstd), or '-' for standard input")->required();
+  cmd->add_option("REPOSITORY[:TAG]", a->target, "Name of the new image");
+  cmd->callback([&g, a] {
+    g.action = [&g, a] { return cmd_import(g, a->input, a->target, a->changes, a->message); };
+  });
 }
 
 void add_list(CLI::App& parent, const char* name, Globals& g, std::shared_ptr<ImageArgs> a) {
@@ -188,6 +237,8 @@ void add_tag(CLI::App& parent, Globals& g, std::shared_ptr<ImageArgs> a) {
 void add_image_commands(CLI::App& app, Globals& g) {
   auto a = std::make_shared<ImageArgs>();
   add_load(app, g, a);
+  add_save(app, g, a);
+  add_import(app, g, a);
   add_list(app, "images", g, a);
   add_rmi(app, "rmi", g, a);
   add_tag(app, g, a);
@@ -195,6 +246,8 @@ void add_image_commands(CLI::App& app, Globals& g) {
   auto* image = app.add_subcommand("image", "Manage images");
   image->require_subcommand(1);
   add_load(*image, g, a);
+  add_save(*image, g, a);
+  add_import(*image, g, a);
   add_list(*image, "ls", g, a);
   add_rmi(*image, "rm", g, a);
   add_tag(*image, g, a);

@@ -36,6 +36,7 @@ int main(int argc, char** argv) {
   add_container_commands(app, globals);
   add_info_command(app, globals);
   add_network_commands(app, globals);
+  add_commit_commands(app, globals);
   add_registry_commands(app, globals);
   add_system_commands(app, globals);
   add_version_command(app, globals);

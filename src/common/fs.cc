@@ -116,6 +116,44 @@ Result<void> write_file_atomic(const std::string& path, std::string_view data, m
   return written;
 }
 
+Result<void> copy_file(const std::string& source, const std::string& dest) {
+  UniqueFd in = TRY(open_path(source, O_RDONLY | O_NOFOLLOW));
+  struct stat st;
+  if (::fstat(in.get(), &st) != 0) return fail(sys_error("stat", source));
+  if (!S_ISREG(st.st_mode)) return fail(make_error("copy", source, "not a regular file"));
+  UniqueFd out = TRY(open_path(dest, O_WRONLY | O_CREAT | O_EXCL, 0644));
+  auto copied = [&]() -> Result<void> {
+    for (;;) {
+      ssize_t n = ::copy_file_range(in.get(), nullptr, out.get(), nullptr, 1 << 30, 0);
+      if (n == 0) break;
+      if (n > 0) continue;
+      if (errno == EINTR) continue;
+      if (errno != EXDEV && errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP)
+        return fail(sys_error("copy", source));
+      // Not supported between these file systems: copy by hand from here.
+      char buf[1 << 16];
+      for (;;) {
+        ssize_t r = ::read(in.get(), buf, sizeof buf);
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) return fail(sys_error("read", source));
+        if (r == 0) break;
+        TRYV(write_all(out.get(), std::string_view(buf, static_cast<size_t>(r)), dest));
+      }
+      break;
+    }
+    if (::fsync(out.get()) != 0) return fail(sys_error("fsync", dest));
+    return {};
+  }();
+  if (!copied) ::unlink(dest.c_str());
+  return copied;
+}
+
+Result<void> link_or_copy(const std::string& source, const std::string& dest) {
+  if (::link(source.c_str(), dest.c_str()) == 0) return {};
+  if (errno != EXDEV && errno != EPERM && errno != EMLINK) return fail(sys_error("link", dest));
+  return copy_file(source, dest);
+}
+
 Result<void> write_file_in_place(const std::string& path, std::string_view data) {
   UniqueFd fd = TRY(open_path(path, O_WRONLY));
   ssize_t n = ::write(fd.get(), data.data(), data.size());

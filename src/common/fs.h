@@ -40,6 +40,13 @@ Result<std::string> read_fd(int fd, const std::string& what, size_t max_size = 6
 // over `path`, so readers see the old or the new content, never a mix.
 Result<void> write_file_atomic(const std::string& path, std::string_view data, mode_t mode = 0644);
 
+// Copies the regular file `source` (never following a symlink) to the new
+// file `dest` (created 0644, fsync'ed); a partial copy is removed.
+Result<void> copy_file(const std::string& source, const std::string& dest);
+// Hard-links `source` to `dest`, or copies it when they are on different
+// file systems (or linking is not permitted).
+Result<void> link_or_copy(const std::string& source, const std::string& dest);
+
 // Writes `data` to an existing file in one write (for /proc and /sys files).
 Result<void> write_file_in_place(const std::string& path, std::string_view data);
 

@@ -159,6 +159,19 @@ Result<void> Engine::mount_rootfs(const ContainerRecord& rec) {
   return mount_overlay(spec, target);
 }
 
+Result<LoadReport> Engine::commit(const ContainerRecord& rec, const NewImage& spec) {
+  ImageRecord image = TRY(images_.resolve(rec.image_id));
+  // VM containers too: the guest's root is a 9p share of the host's overlay
+  // mount, so their changes are in the same upper directory on the host.
+  std::string upper = containers_.upper_dir(rec.id);
+  if (!is_directory(upper))
+    return fail(make_error("commit", rec.name, "the container has no root file system changes directory (" + upper +
+                                                   "); start it once, or recreate it"));
+  auto made = images_.commit_upper(image, upper, rec.userns_base, spec);
+  if (!made) return fail(made.error().context("commit " + rec.name));
+  return made;
+}
+
 Result<ContainerRecord> Engine::create(const RunOptions& opts) {
   if (opts.isolation == Isolation::vm) {
     if (opts.network == "host")

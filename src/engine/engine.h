@@ -45,6 +45,11 @@ class Engine {
 
   Result<void> mount_rootfs(const ContainerRecord& rec);
 
+  // A new image: the container's image plus its changes (its overlay upper
+  // directory) as one more layer. A running container is not paused: what
+  // it writes meanwhile may or may not be in the layer.
+  Result<LoadReport> commit(const ContainerRecord& rec, const NewImage& spec);
+
  private:
   Engine(ImageStore images, ContainerStore containers, NetworkStore networks)
       : images_(std::move(images)), containers_(std::move(containers)), networks_(std::move(networks)) {}

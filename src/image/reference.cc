@@ -111,4 +111,11 @@ Result<Reference> Reference::parse(std::string_view text) {
   return Reference{repo, tag};
 }
 
+std::string Reference::full_name() const {
+  size_t slash = repository.find('/');
+  if (slash == std::string::npos) return "docker.io/library/" + str();
+  if (looks_like_host(std::string_view(repository).substr(0, slash))) return str();
+  return "docker.io/" + str();
+}
+
 }  // namespace isola

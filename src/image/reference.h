@@ -17,6 +17,8 @@ struct Reference {
   // Parses NAME[:TAG]; a digest part (@sha256:...) is refused here.
   static Result<Reference> parse(std::string_view text);
   std::string str() const { return repository + ":" + tag; }
+  // With the registry spelled out: "docker.io/library/busybox:latest".
+  std::string full_name() const;
 };
 
 }  // namespace isola

@@ -1,9 +1,11 @@
 #include "image/source.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 
 #include "common/fs.h"
 #include "common/sha256.h"
+#include "image/blob.h"
 #include "image/reference.h"
 
 namespace isola {
@@ -200,11 +202,20 @@ Result<SourceImage> read_docker_entry(const Dir& dir, const Json& entry) {
     SourceLayer layer;
     layer.path = path_join(dir.path, rel);
     layer.diff_id = diff_ids[i];
-    layer.media_type = "application/vnd.oci.image.layer.v1.tar";
+    uint64_t size = 0;
     if (rel.starts_with("blobs/sha256/") && Digest::is_hex64(rel.substr(13))) {
       layer.has_digest = true;
       layer.digest = Digest{rel.substr(13)};
+      struct stat st;
+      if (::fstat(probe.get(), &st) == 0) size = static_cast<uint64_t>(st.st_size);
+    } else {
+      // The synthesized manifest names the blob the store keeps: this file.
+      auto hex = sha256_file(layer.path, &size);
+      if (!hex) return fail(hex.error().context(dir.what));
+      layer.digest = Digest{*hex};
     }
+    layer.media_type = layer_media_type(TRY(sniff_compression(layer.path)), false);
+    manifest["layers"].push_back({{"mediaType", layer.media_type}, {"digest", layer.digest.str()}, {"size", size}});
     img.layers.push_back(std::move(layer));
   }
   if (auto tags = entry.find("RepoTags"); tags != entry.end() && tags->is_array()) {
@@ -230,12 +241,40 @@ Result<std::vector<SourceImage>> read_docker_save(const Dir& dir) {
   return out;
 }
 
+// When an archive holds both forms (docker 25, isola save), the OCI
+// manifest of the same config and layers is the image's real manifest:
+// keeping its bytes keeps its digest, which a synthesized one would change.
+// An OCI side that does not read is ignored: manifest.json stands alone.
+void prefer_oci_manifests(const Dir& dir, std::vector<SourceImage>& images) {
+  auto oci = read_oci_layout(dir);
+  if (!oci) return;
+  auto same_layers = [](const SourceImage& a, const SourceImage& b) {
+    if (a.layers.size() != b.layers.size()) return false;
+    for (size_t i = 0; i < a.layers.size(); ++i)
+      if (!(a.layers[i].digest == b.layers[i].digest)) return false;
+    return true;
+  };
+  for (SourceImage& img : images) {
+    for (const SourceImage& candidate : *oci) {
+      if (candidate.config_digest == img.config_digest && same_layers(candidate, img)) {
+        img.manifest_json = candidate.manifest_json;
+        for (size_t i = 0; i < img.layers.size(); ++i) img.layers[i].media_type = candidate.layers[i].media_type;
+        break;
+      }
+    }
+  }
+}
+
 }  // namespace
 
 Result<std::vector<SourceImage>> read_image_dir(const std::string& path, const std::string& what) {
   Dir dir{path, TRY(open_dir(path)), what};
   // docker 25+ writes both forms; its manifest.json carries the full names.
-  if (path_exists(path_join(path, "manifest.json"))) return read_docker_save(dir);
+  if (path_exists(path_join(path, "manifest.json"))) {
+    std::vector<SourceImage> images = TRY(read_docker_save(dir));
+    if (path_exists(path_join(path, "index.json"))) prefer_oci_manifests(dir, images);
+    return images;
+  }
   if (path_exists(path_join(path, "index.json"))) return read_oci_layout(dir);
   return fail(make_error("load", what,
                          "not an image archive: expected an OCI image layout (index.json) or a "

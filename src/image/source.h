@@ -19,8 +19,10 @@ struct SourceLayer {
   std::string path;          // the blob file, beneath the source directory
   Digest diff_id;            // from the config's rootfs.diff_ids
   std::string media_type;    // as given (informational)
-  // For OCI sources the descriptor's digest, which the blob must match.
-  // Docker legacy archives name no digest; then it is computed on import.
+  // The blob's digest. For OCI sources (has_digest) the descriptor's,
+  // which the blob must match; docker legacy archives name none, so it is
+  // computed from the file when it is read (and named by the synthesized
+  // manifest).
   bool has_digest = false;
   Digest digest;
 };

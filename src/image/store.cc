@@ -11,62 +11,53 @@
 
 #include "common/log.h"
 #include "common/sha256.h"
+#include "image/blob.h"
 #include "image/reference.h"
 #include "image/rootfs.h"
 #include "image/source.h"
+#include "image/staging.h"
 #include "image/unpack.h"
 
 namespace isola {
 
 namespace {
 
-// A staging directory under <root>/tmp, flock'ed while in use so that
-// clean_stale_staging() only removes what a crashed process left behind.
-class Staging {
- public:
-  static Result<Staging> create(const std::string& tmp_root, const std::string& prefix) {
-    // Shared against clean_stale_staging(), which holds it exclusively: a
-    // directory is never seen unlocked between its creation and its flock.
-    FileLock guard = TRY(FileLock::acquire(tmp_root + ".lock", FileLock::Mode::shared));
-    std::string path = TRY(make_temp_dir(tmp_root, prefix));
-    auto fd = open_dir(path);
-    if (!fd) {
-      (void)remove_tree(path);
-      return fail(fd.error());
-    }
-    if (::flock(fd->get(), LOCK_EX | LOCK_NB) != 0) {
-      Error e = sys_error("lock staging directory", path);
-      (void)remove_tree(path);
-      return fail(e);
-    }
-    return Staging(std::move(path), std::move(*fd));
-  }
-  Staging(Staging&&) = default;
-  ~Staging() {
-    if (!path_.empty()) {
-      auto removed = remove_tree(path_);
-      if (!removed) log_warn("cannot remove {}: {}", path_, removed.error().message());
-    }
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  Staging(std::string path, UniqueFd fd) : path_(std::move(path)), fd_(std::move(fd)) {}
-  std::string path_;
-  UniqueFd fd_;
-};
-
-std::string blob_path(const std::string& root, const Digest& d) {
+std::string blob_file(const std::string& root, const Digest& d) {
   return path_join(root, "blobs/sha256/" + d.hex);
 }
 
 Result<void> write_blob(const std::string& root, const Digest& d, const std::string& bytes,
                         std::vector<std::string>& written) {
-  std::string path = blob_path(root, d);
+  std::string path = blob_file(root, d);
   if (path_exists(path)) return {};
   TRYV(write_file_atomic(path, bytes, 0644));
   written.push_back(path);
   return {};
+}
+
+Result<Json> read_manifest(const std::string& root, const ImageRecord& r) {
+  std::string text = TRY(read_file(blob_file(root, r.manifest), kMaxJsonBlob));
+  Json j = TRY(parse_json(text, "manifest " + r.manifest.str()));
+  if (!j.is_object()) return fail(make_error("read", "manifest " + r.manifest.str(), "not a JSON object"));
+  return j;
+}
+
+Result<BlobRef> descriptor(const Json& desc, const std::string& what) {
+  if (!desc.is_object()) return fail(make_error("read", what, "descriptor is not an object"));
+  BlobRef ref;
+  ref.digest = TRY(Digest::parse(TRY(json_string(desc, "digest", what))));
+  ref.media_type = json_string_or(desc, "mediaType");
+  ref.size = static_cast<uint64_t>(json_int_or(desc, "size", 0));
+  return ref;
+}
+
+// The layer blobs the image's stored manifest names.
+Result<std::vector<Digest>> manifest_layer_digests(const std::string& root, const ImageRecord& r) {
+  Json manifest = TRY(read_manifest(root, r));
+  std::vector<Digest> out;
+  for (const Json& l : *TRY(json_array(manifest, "layers", "manifest " + r.manifest.str())))
+    out.push_back(TRY(descriptor(l, "manifest " + r.manifest.str())).digest);
+  return out;
 }
 
 Json record_to_json(const ImageRecord& r) {
@@ -126,6 +117,29 @@ std::string ImageStore::layer_dir(const Digest& diff_id) const {
   return path_join(root_, "layers/" + diff_id.hex);
 }
 
+std::string ImageStore::blob_path(const Digest& d) const { return blob_file(root_, d); }
+
+Result<ImageBlobs> ImageStore::blobs(const ImageRecord& image) const {
+  std::string what = "manifest " + image.manifest.str();
+  auto name = [&] { return image.tags.empty() ? image.id.short_id() : image.tags.front(); };
+  auto missing = [&](const std::string& blob) {
+    return make_error("image", name(),
+                      "its " + blob + " is not in the store (images loaded by isola before 0.2 kept no layer "
+                      "blobs); load or pull the image again");
+  };
+  ImageBlobs out;
+  out.manifest_json = TRY(read_file(blob_path(image.manifest), kMaxJsonBlob));
+  Json manifest = TRY(parse_json(out.manifest_json, what));
+  out.manifest_media_type = json_string_or(manifest, "mediaType", kOciManifestType);
+  out.config = TRY(descriptor(*TRY(json_object(manifest, "config", what)), what));
+  for (const Json& l : *TRY(json_array(manifest, "layers", what))) out.layers.push_back(TRY(descriptor(l, what)));
+  if (out.layers.size() != image.layers.size()) return fail(missing("layer list"));
+  for (const BlobRef& b : out.layers)
+    if (!path_exists(blob_path(b.digest))) return fail(missing("layer blob " + b.digest.str()));
+  if (!path_exists(blob_path(out.config.digest))) return fail(missing("config"));
+  return out;
+}
+
 std::string ImageStore::empty_dir() const { return path_join(root_, "empty"); }
 
 std::string ImageStore::mount_dir(const Digest& id) const { return path_join(root_, "mounts/" + id.hex); }
@@ -179,32 +193,47 @@ void ImageStore::clean_stale_staging() const {
   }
 }
 
-Result<std::vector<LoadReport>> ImageStore::load(const std::string& input) {
+Result<std::vector<LoadReport>> ImageStore::load(const std::string& input) { return load_input(input, false); }
+
+Result<std::vector<LoadReport>> ImageStore::load_input(const std::string& input, bool owned) {
   clean_stale_staging();
   // A concurrent rmi can remove a layer this load meant to share; then the
   // load starts over and unpacks it itself.
   for (int attempt = 0; attempt < 3; ++attempt) {
     bool retry = false;
-    auto reports = load_once(input, &retry);
+    auto reports = load_once(input, owned, &retry);
     if (!reports || !retry) return reports;
     log_debug("layer removed during load; retrying");
   }
   return fail(make_error("load", input, "the store kept changing underneath; try again"));
 }
 
+// What a load put under its staging directory: blobs/<hex> (layer blobs,
+// verified against their digests) and layers/<diff id hex> (unpacked from
+// them, verified against their diff IDs).
+struct ImageStore::Staged {
+  std::string dir;
+  std::set<std::string> blobs;
+  std::map<std::string, uint64_t> layers;  // diff id hex -> size
+};
+
 namespace {
 
-// Verifies and unpacks one layer into `dest`.
-Result<uint64_t> stage_layer(const SourceLayer& layer, const std::string& dest) {
-  std::string name = layer.has_digest ? "layer " + layer.digest.str() : "layer " + layer.diff_id.str();
-  if (layer.has_digest) {
-    auto hex = sha256_file(layer.path);
-    if (!hex) return fail(make_error("load " + name, "", "blob missing or unreadable (" + hex.error().message() + ")"));
-    if (*hex != layer.digest.hex)
-      return fail(make_error("load " + name, "", "content does not match its digest (corrupt or tampered blob)"));
-  }
-  TRYV(mkdir_p(dest, 0755));
-  UnpackedLayer unpacked = TRY(unpack_layer(layer.path, dest, name));
+// Puts one layer's blob into staging (a link when `linkable`: the source is
+// a file the load itself extracted; else a copy, so that the store never
+// shares an inode with a file the user may change), verifies the staged
+// bytes, and unpacks them into `unpack_dest`, checking the diff ID.
+Result<uint64_t> stage_layer(const SourceLayer& layer, const std::string& blob, bool linkable,
+                             const std::string& unpack_dest) {
+  std::string name = "layer " + layer.digest.str();
+  auto staged = linkable ? link_or_copy(layer.path, blob) : copy_file(layer.path, blob);
+  if (!staged) return fail(make_error("load " + name, "", "blob missing or unreadable (" + staged.error().message() + ")"));
+  auto hex = sha256_file(blob);
+  if (!hex) return fail(hex.error().context("load " + name));
+  if (*hex != layer.digest.hex)
+    return fail(make_error("load " + name, "", "content does not match its digest (corrupt or tampered blob)"));
+  TRYV(mkdir_p(unpack_dest, 0755));
+  UnpackedLayer unpacked = TRY(unpack_layer(blob, unpack_dest, name));
   if (unpacked.diff_id_hex != layer.diff_id.hex)
     return fail(make_error("load " + name, "",
                            "uncompressed content is sha256:" + unpacked.diff_id_hex +
@@ -214,74 +243,102 @@ Result<uint64_t> stage_layer(const SourceLayer& layer, const std::string& dest) 
 
 }  // namespace
 
-Result<std::vector<LoadReport>> ImageStore::load_once(const std::string& input, bool* retry) {
+Result<void> ImageStore::stage(const std::vector<SourceImage>& images, bool linkable, Staged& out) const {
+  TRYV(mkdir_p(path_join(out.dir, "blobs"), 0700));
+  int checks = 0;
+  for (const SourceImage& img : images) {
+    for (const SourceLayer& layer : img.layers) {
+      bool need_blob = !out.blobs.contains(layer.digest.hex) && !path_exists(blob_path(layer.digest));
+      bool need_layer = !out.layers.contains(layer.diff_id.hex) && !is_directory(layer_dir(layer.diff_id));
+      if (!need_blob && !need_layer) continue;
+      // A layer already unpacked is unpacked again all the same, to check
+      // that the new blob really holds it.
+      std::string dest = need_layer ? path_join(out.dir, "layers/" + layer.diff_id.hex)
+                                    : path_join(out.dir, "check/" + std::to_string(checks++));
+      std::string blob = path_join(out.dir, "blobs/" + layer.digest.hex);
+      uint64_t size = TRY(stage_layer(layer, blob, linkable, dest));
+      out.blobs.insert(layer.digest.hex);
+      if (need_layer) out.layers[layer.diff_id.hex] = size;
+    }
+  }
+  return {};
+}
+
+Result<std::vector<LoadReport>> ImageStore::load_once(const std::string& input, bool owned, bool* retry) {
   struct stat st;
   if (::stat(input.c_str(), &st) != 0) return fail(sys_error("open", input));
   Staging staging = TRY(Staging::create(path_join(root_, "tmp"), "load-"));
   std::string src = input;
+  bool linkable = owned;
   if (!S_ISDIR(st.st_mode)) {
     src = path_join(staging.path(), "src");
     TRYV(mkdir_p(src, 0700));
     TRYV(extract_archive(input, src, "image archive '" + input + "'"));
+    linkable = true;
   }
   std::vector<SourceImage> images = TRY(read_image_dir(src, "image archive '" + input + "'"));
 
-  // Unpack what the store lacks, outside the lock.
-  std::map<std::string, uint64_t> staged;  // diff id hex -> size
-  for (const SourceImage& img : images) {
-    for (const SourceLayer& layer : img.layers) {
-      if (staged.contains(layer.diff_id.hex) || is_directory(layer_dir(layer.diff_id))) continue;
-      staged[layer.diff_id.hex] =
-          TRY(stage_layer(layer, path_join(staging.path(), "layers/" + layer.diff_id.hex)));
-    }
-  }
+  // Stage what the store lacks, outside the lock.
+  Staged staged{staging.path(), {}, {}};
+  TRYV(stage(images, linkable, staged));
 
   FileLock guard = TRY(lock());
   Index index = TRY(read_index());
   for (const SourceImage& img : images)
     for (const SourceLayer& layer : img.layers)
-      if (!staged.contains(layer.diff_id.hex) && !is_directory(layer_dir(layer.diff_id))) {
+      if ((!staged.layers.contains(layer.diff_id.hex) && !is_directory(layer_dir(layer.diff_id))) ||
+          (!staged.blobs.contains(layer.digest.hex) && !path_exists(blob_path(layer.digest)))) {
         *retry = true;
         return std::vector<LoadReport>{};
       }
 
   std::vector<std::string> added;  // undone if the index cannot be written
-  auto commit = [&]() -> Result<std::vector<LoadReport>> {
-    for (const auto& [hex, size] : staged) {
-      std::string dest = layer_dir(Digest{hex});
-      if (is_directory(dest)) continue;
-      std::string from = path_join(staging.path(), "layers/" + hex);
-      if (::rename(from.c_str(), dest.c_str()) != 0) return fail(sys_error("rename", dest));
-      added.push_back(dest);
-      index.layer_sizes[hex] = size;
-    }
-    std::vector<LoadReport> reports;
-    int64_t now = static_cast<int64_t>(::time(nullptr));
-    for (const SourceImage& img : images) {
-      Digest manifest{sha256_hex(img.manifest_json)};
-      TRYV(write_blob(root_, manifest, img.manifest_json, added));
-      TRYV(write_blob(root_, img.config_digest, img.config_json, added));
-      ImageRecord rec;
-      rec.id = img.config_digest;
-      rec.manifest = manifest;
-      rec.created = json_string_or(img.config, "created");
-      rec.loaded = now;
-      for (const SourceLayer& l : img.layers) {
-        rec.layers.push_back(l.diff_id);
-        rec.size += index.layer_sizes[l.diff_id.hex];
-      }
-      if (auto old = index.images.find(rec.id.hex); old != index.images.end()) rec.loaded = old->second.loaded;
-      index.images[rec.id.hex] = rec;
-      for (const std::string& t : img.tags) index.tags[t] = rec.id.hex;
-      reports.push_back({rec.id, img.tags});
-    }
-    TRYV(write_index(index));
-    return reports;
-  };
-  auto reports = commit();
+  auto reports = commit_load(images, staged, index, added);
   if (!reports) {
     for (const std::string& path : added) (void)remove_tree(path);
   }
+  return reports;
+}
+
+Result<std::vector<LoadReport>> ImageStore::commit_load(const std::vector<SourceImage>& images,
+                                                        const Staged& staged, Index& index,
+                                                        std::vector<std::string>& added) const {
+  for (const std::string& hex : staged.blobs) {
+    std::string dest = blob_path(Digest{hex});
+    if (path_exists(dest)) continue;
+    std::string from = path_join(staged.dir, "blobs/" + hex);
+    if (::rename(from.c_str(), dest.c_str()) != 0) return fail(sys_error("rename", dest));
+    added.push_back(dest);
+  }
+  for (const auto& [hex, size] : staged.layers) {
+    std::string dest = layer_dir(Digest{hex});
+    if (is_directory(dest)) continue;
+    std::string from = path_join(staged.dir, "layers/" + hex);
+    if (::rename(from.c_str(), dest.c_str()) != 0) return fail(sys_error("rename", dest));
+    added.push_back(dest);
+    index.layer_sizes[hex] = size;
+  }
+  std::vector<LoadReport> reports;
+  int64_t now = static_cast<int64_t>(::time(nullptr));
+  for (const SourceImage& img : images) {
+    Digest manifest{sha256_hex(img.manifest_json)};
+    TRYV(write_blob(root_, manifest, img.manifest_json, added));
+    TRYV(write_blob(root_, img.config_digest, img.config_json, added));
+    ImageRecord rec;
+    rec.id = img.config_digest;
+    rec.manifest = manifest;
+    rec.created = json_string_or(img.config, "created");
+    rec.loaded = now;
+    for (const SourceLayer& l : img.layers) {
+      rec.layers.push_back(l.diff_id);
+      rec.size += index.layer_sizes[l.diff_id.hex];
+    }
+    if (auto old = index.images.find(rec.id.hex); old != index.images.end()) rec.loaded = old->second.loaded;
+    index.images[rec.id.hex] = rec;
+    for (const std::string& t : img.tags) index.tags[t] = rec.id.hex;
+    reports.push_back({rec.id, img.tags});
+  }
+  TRYV(write_index(index));
   return reports;
 }
 
@@ -323,7 +380,7 @@ Result<ImageRecord> ImageStore::resolve(const std::string& ref) const {
 }
 
 Result<Json> ImageStore::config(const ImageRecord& image) const {
-  std::string text = TRY(read_file(blob_path(root_, image.id), kMaxJsonBlob));
+  std::string text = TRY(read_file(blob_path(image.id), kMaxJsonBlob));
   return parse_json(text, "config " + image.id.str());
 }
 
@@ -371,10 +428,23 @@ Result<void> ImageStore::collect_layers(Index& index) const {
     trash.push_back(TRY(move_to_trash(root_, path_join(root_, "layers/" + name))));
     index.layer_sizes.erase(name);
   }
+  std::set<std::string> blobs;
+  bool all_known = true;
+  for (const auto& [hex, r] : index.images) {
+    blobs.insert(r.id.hex);
+    blobs.insert(r.manifest.hex);
+    auto named = manifest_layer_digests(root_, r);
+    if (!named) {
+      // Then which blobs it needs is unknown: keep every blob.
+      log_warn("image {}: {}; keeping all blobs", r.id.short_id(), named.error().message());
+      all_known = false;
+      continue;
+    }
+    for (const Digest& d : *named) blobs.insert(d.hex);
+  }
   for (const std::string& name : TRY(list_dir(path_join(root_, "blobs/sha256")))) {
-    bool keep = false;
-    for (const auto& [hex, r] : index.images) keep = keep || r.id.hex == name || r.manifest.hex == name;
-    if (!keep && ::unlink(path_join(root_, "blobs/sha256/" + name).c_str()) != 0 && errno != ENOENT)
+    if (!all_known || blobs.contains(name)) continue;
+    if (::unlink(path_join(root_, "blobs/sha256/" + name).c_str()) != 0 && errno != ENOENT)
       return fail(sys_error("unlink", name));
   }
   for (const std::string& t : trash) (void)remove_tree(t);

@@ -2,7 +2,8 @@
 // between images; manifests and configs as blobs; an index of images and tags.
 //
 //   <root>/images.json            index (written atomically, under <root>/images.lock)
-//   <root>/blobs/sha256/<hex>     manifests and configs
+//   <root>/blobs/sha256/<hex>     manifests, configs and layer blobs (as given:
+//                                 gzip, zstd or plain tar), byte for byte
 //   <root>/layers/<diffid hex>/   unpacked layers in overlayfs form
 //   <root>/mounts/<image hex>/    read-only image mounts (isola image mount)
 //   <root>/tmp/                   staging for loads and removals
@@ -22,6 +23,7 @@
 #include "common/fs.h"
 #include "common/json.h"
 #include "image/digest.h"
+#include "image/source.h"
 
 namespace isola {
 
@@ -40,6 +42,30 @@ struct LoadReport {
   std::vector<std::string> tags;
 };
 
+// A blob an image's manifest names, as the manifest describes it.
+struct BlobRef {
+  Digest digest;
+  std::string media_type;
+  uint64_t size = 0;
+};
+
+// Everything `isola save` and `push` need of one image, every blob present.
+struct ImageBlobs {
+  std::string manifest_json;  // the stored bytes (their digest is ImageRecord::manifest)
+  std::string manifest_media_type;
+  BlobRef config;
+  std::vector<BlobRef> layers;
+};
+
+// A new image made by import or commit.
+struct NewImage {
+  std::string tag;                   // NAME[:TAG]; empty: untagged
+  std::vector<std::string> changes;  // Dockerfile instructions: CMD, ENTRYPOINT, ENV, ...
+  std::string created_by;            // the history entry's
+  std::string comment;               // the history entry's (commit -m)
+  std::string author;
+};
+
 struct RemoveReport {
   std::vector<std::string> untagged;
   std::vector<Digest> deleted;
@@ -56,6 +82,23 @@ class ImageStore {
 
   // Loads every image of an OCI layout or docker-save archive (file or directory).
   Result<std::vector<LoadReport>> load(const std::string& input);
+
+  std::string blob_path(const Digest& d) const;
+  // The manifest and the blobs it names; fails, saying how to fix it, when
+  // a blob is missing (images recorded before the store kept layer blobs).
+  Result<ImageBlobs> blobs(const ImageRecord& image) const;
+
+  // Writes the images as one OCI layout tar (with a docker manifest.json)
+  // to `output` (atomically: a temporary file renamed), or to stdout for "-".
+  Result<void> save(const std::vector<std::string>& refs, const std::string& output) const;
+
+  // A one-layer image from a rootfs tarball (plain, gzip or zstd).
+  Result<LoadReport> import_rootfs(const std::string& tarball, const NewImage& spec);
+  // A new image: `base` plus the container changes in the overlay upper
+  // directory `upper` as one more layer. Owners in [id_base, id_base+65536)
+  // are shifted down by id_base (containers in a user namespace).
+  Result<LoadReport> commit_upper(const ImageRecord& base, const std::string& upper, uint32_t id_base,
+                                  const NewImage& spec);
 
   Result<std::vector<ImageRecord>> list() const;
   // Bytes of each unpacked layer, by diff ID hex; images share layers.
@@ -95,7 +138,19 @@ class ImageStore {
   void clean_stale_staging() const;
 
   struct Staged;
-  Result<std::vector<LoadReport>> load_once(const std::string& input, bool* retry);
+  // `owned`: `input` is a directory this store made under tmp/, so its
+  // blobs may be hard-linked rather than copied.
+  Result<std::vector<LoadReport>> load_input(const std::string& input, bool owned);
+  Result<std::vector<LoadReport>> load_once(const std::string& input, bool owned, bool* retry);
+  Result<void> stage(const std::vector<SourceImage>& images, bool linkable, Staged& out) const;
+  Result<std::vector<LoadReport>> commit_load(const std::vector<SourceImage>& images, const Staged& staged,
+                                              Index& index, std::vector<std::string>& added) const;
+  // Writes an OCI layout of one image into `dir` (blobs hard-linked from
+  // `layer_files`, each named by its digest) and loads it.
+  Result<LoadReport> load_new_image(const std::string& dir, const std::string& manifest_json,
+                                    const std::string& config_json,
+                                    const std::vector<std::pair<Digest, std::string>>& layer_files,
+                                    const std::string& tag);
 
   std::string root_;
 };
