@@ -54,11 +54,11 @@ void ProgressView::on_event(const TransferEvent& ev) {
   Line* line = nullptr;
   for (Line& l : lines_)
     if (l.last.id == ev.id) line = &l;
+  bool changed = !line || line->last.phase != ev.phase;
   if (!line) {
     lines_.push_back({ev, std::chrono::steady_clock::now(), ev.done});
     line = &lines_.back();
   }
-  bool changed = line->last.phase != ev.phase;
   if (changed && ev.phase == BlobPhase::transferring) {
     line->started = std::chrono::steady_clock::now();
     line->started_bytes = ev.done;
