@@ -195,6 +195,12 @@ void ImageStore::clean_stale_staging() const {
 
 Result<std::vector<LoadReport>> ImageStore::load(const std::string& input) { return load_input(input, false); }
 
+Result<std::vector<LoadReport>> ImageStore::load_staged(const std::string& layout_dir) {
+  if (!layout_dir.starts_with(path_join(root_, "tmp") + "/"))
+    return fail(make_error("load", layout_dir, "not a staging directory of this store"));
+  return load_input(layout_dir, true);
+}
+
 Result<std::vector<LoadReport>> ImageStore::load_input(const std::string& input, bool owned) {
   clean_stale_staging();
   // A concurrent rmi can remove a layer this load meant to share; then the

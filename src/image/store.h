@@ -82,6 +82,9 @@ class ImageStore {
 
   // Loads every image of an OCI layout or docker-save archive (file or directory).
   Result<std::vector<LoadReport>> load(const std::string& input);
+  // Loads an OCI layout that isola itself wrote in a Staging directory under
+  // <root>/tmp (a pull): its blobs are hard-linked into the store, not copied.
+  Result<std::vector<LoadReport>> load_staged(const std::string& layout_dir);
 
   std::string blob_path(const Digest& d) const;
   // The manifest and the blobs it names; fails, saying how to fix it, when

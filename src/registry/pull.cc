@@ -14,6 +14,7 @@
 #include "common/log.h"
 #include "common/sha256.h"
 #include "image/source.h"
+#include "image/staging.h"
 
 namespace isola {
 
@@ -179,50 +180,22 @@ Result<void> download_all(RegistryClient& client, std::vector<Blob*>& todo, cons
   return {};
 }
 
-// A directory under <root>/tmp holding the pulled image as an OCI layout,
-// flock'ed while in use (the store's stale-staging sweep skips it then).
-class PullLayout {
- public:
-  static Result<PullLayout> create(const std::string& root) {
-    std::string path = TRY(make_temp_dir(path_join(root, "tmp"), "load-pull-"));
-    PullLayout layout(path);
-    layout.fd_ = TRY(open_dir(path));
-    if (::flock(layout.fd_.get(), LOCK_EX | LOCK_NB) != 0) return fail(sys_error("lock", path));
-    TRYV(mkdir_p(path_join(path, "blobs/sha256"), 0700));
-    return layout;
-  }
-  PullLayout(PullLayout&& o) noexcept : path_(std::move(o.path_)), fd_(std::move(o.fd_)) { o.path_.clear(); }
-  ~PullLayout() {
-    if (!path_.empty()) (void)remove_tree(path_);
-  }
-  const std::string& path() const { return path_; }
-  std::string blob(const Digest& d) const { return path_join(path_, "blobs/sha256/" + d.hex); }
-
- private:
-  explicit PullLayout(std::string path) : path_(std::move(path)) {}
-  std::string path_;
-  UniqueFd fd_;
-};
-
-Result<void> link_or_copy(const std::string& from, const std::string& to) {
-  if (::link(from.c_str(), to.c_str()) == 0) return {};
-  if (errno != EXDEV) return fail(sys_error("link", to));
-  return write_file_atomic(to, TRY(read_file(from, kMaxLayerSize)), 0600);
-}
-
-Result<void> write_layout(const PullLayout& layout, const PlatformManifest& pm, const std::string& config,
+// The pulled image as an OCI layout in `dir`, layers hard-linked.
+Result<void> write_layout(const std::string& dir, const PlatformManifest& pm, const std::string& config,
                           const std::string& tag) {
-  TRYV(write_file_atomic(path_join(layout.path(), "oci-layout"), R"({"imageLayoutVersion":"1.0.0"})", 0600));
-  TRYV(write_file_atomic(layout.blob(pm.fetched.digest), pm.fetched.bytes, 0600));
-  TRYV(write_file_atomic(layout.blob(pm.config.digest), config, 0600));
+  auto blob = [&](const Digest& d) { return path_join(dir, "blobs/sha256/" + d.hex); };
+  TRYV(mkdir_p(path_join(dir, "blobs/sha256"), 0700));
+  TRYV(write_file_atomic(path_join(dir, "oci-layout"), R"({"imageLayoutVersion":"1.0.0"})", 0600));
+  TRYV(write_file_atomic(blob(pm.fetched.digest), pm.fetched.bytes, 0600));
+  TRYV(write_file_atomic(blob(pm.config.digest), config, 0600));
   for (const Blob& b : pm.layers)
-    if (!path_exists(layout.blob(b.digest))) TRYV(link_or_copy(b.path, layout.blob(b.digest)));
+    if (!path_exists(blob(b.digest))) TRYV(link_or_copy(b.path, blob(b.digest)));
   Json desc = {{"mediaType", pm.fetched.media_type},
                {"digest", pm.fetched.digest.str()},
                {"size", pm.fetched.bytes.size()}};
   if (!tag.empty()) desc["annotations"] = {{"io.containerd.image.name", tag}};
   Json index = {{"schemaVersion", 2}, {"manifests", Json::array({desc})}};
-  return write_file_atomic(path_join(layout.path(), "index.json"), index.dump(), 0600);
+  return write_file_atomic(path_join(dir, "index.json"), index.dump(), 0600);
 }
 
 }  // namespace
@@ -250,11 +223,11 @@ Result<PullResult> pull_image(ImageStore& store, const RemoteRef& ref, const Pul
   for (Blob& b : pm.layers)
     if (b.path.empty()) b.path = path_join(downloads, b.digest.hex);
 
-  PullLayout layout = TRY(PullLayout::create(store.root()));
-  TRYV(write_layout(layout, pm, config, ref.local_tag()));
+  Staging staging = TRY(Staging::create(path_join(store.root(), "tmp"), "load-pull-"));
+  TRYV(write_layout(staging.path(), pm, config, ref.local_tag()));
   for (Blob* b : todo)
     if (opts.observer) opts.observer({b->digest.short_id(), BlobPhase::extracting, b->size, b->size});
-  auto loaded = store.load(layout.path());
+  auto loaded = store.load_staged(staging.path());
   // The layout's links keep the blobs until the layout goes; the downloads
   // are only needed again if the load failed for a reason of ours.
   for (Blob* b : todo) (void)::unlink(b->path.c_str());
