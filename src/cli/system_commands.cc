@@ -11,6 +11,7 @@
 #include <set>
 
 #include "cli/commands.h"
+#include "registry/pull.h"
 #include "cli/table.h"
 #include "engine/engine.h"
 
@@ -151,6 +152,7 @@ Result<bool> confirm_prune(bool all) {
             << "  - all networks not used by at least one container\n"
             << (all ? "  - all images without at least one container associated to them\n"
                     : "  - all dangling images\n")
+            << "  - partial downloads of interrupted pulls\n"
             << "Are you sure you want to continue? [y/N] " << std::flush;
   std::string answer;
   std::getline(std::cin, answer);
@@ -231,6 +233,17 @@ void prune_images(Engine& engine, bool all, int& code) {
   print_section("Deleted Images", lines);
 }
 
+// Partial layer downloads that interrupted pulls left for a resume.
+uint64_t prune_partial_downloads(const Globals& g, int& code) {
+  auto pruned = prune_downloads(g.root);
+  if (!pruned) {
+    code = report(pruned.error());
+    return 0;
+  }
+  print_section("Deleted Partial Downloads", pruned->first);
+  return pruned->second;
+}
+
 int cmd_prune(const Globals& g, bool all, bool force) {
   if (!force) {
     auto yes = confirm_prune(all);
@@ -245,6 +258,7 @@ int cmd_prune(const Globals& g, bool all, bool force) {
   uint64_t reclaimed = prune_containers(*engine, code);
   prune_networks(*engine, code);
   prune_images(*engine, all, code);
+  reclaimed += prune_partial_downloads(g, code);
   auto after = layer_bytes(*engine);
   if (after && *after < *before) reclaimed += *before - *after;
   std::cout << "Total reclaimed space: " << human_size(reclaimed) << "\n";
@@ -272,7 +286,7 @@ void add_system_commands(CLI::App& app, Globals& g) {
   df->add_flag("-v,--verbose", a->verbose, "Show the usage of each image and container");
   df->add_option("--format", a->format, "Output format: table or json");
   df->callback([&g, a] { g.action = [&g, a] { return cmd_df(g, a->verbose, a->format); }; });
-  auto* prune = system->add_subcommand("prune", "Remove stopped containers, unused networks and dangling images");
+  auto* prune = system->add_subcommand("prune", "Remove stopped containers, unused networks, dangling images and partial downloads");
   prune->add_flag("-a,--all", a->all, "Remove every image no container uses, not only untagged ones");
   prune->add_flag("-f,--force", a->force, "Do not ask for confirmation");
   prune->callback([&g, a] { g.action = [&g, a] { return cmd_prune(g, a->all, a->force); }; });

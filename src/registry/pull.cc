@@ -238,4 +238,21 @@ Result<PullResult> pull_image(ImageStore& store, const RemoteRef& ref, const Pul
   return PullResult{loaded->front().id, pm.fetched.digest, ref.local_tag()};
 }
 
+Result<std::pair<std::vector<std::string>, uint64_t>> prune_downloads(const std::string& root) {
+  std::string dir = path_join(root, "downloads");
+  std::pair<std::vector<std::string>, uint64_t> out{{}, 0};
+  if (!is_directory(dir)) return out;
+  for (const std::string& name : TRY(list_dir(dir))) {
+    std::string path = path_join(dir, name);
+    auto fd = open_path(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (!fd || ::flock(fd->get(), LOCK_EX | LOCK_NB) != 0) continue;  // a pull is on it
+    struct stat st;
+    uint64_t size = ::fstat(fd->get(), &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
+    if (::unlink(path.c_str()) != 0) return fail(sys_error("remove", path));
+    out.first.push_back(name.substr(0, 12));
+    out.second += size;
+  }
+  return out;
+}
+
 }  // namespace isola

@@ -28,4 +28,8 @@ struct PullResult {
 
 Result<PullResult> pull_image(ImageStore& store, const RemoteRef& ref, const PullOptions& opts);
 
+// Removes what interrupted pulls left in <root>/downloads (not those a pull
+// is writing now); returns the digests' short IDs and the bytes freed.
+Result<std::pair<std::vector<std::string>, uint64_t>> prune_downloads(const std::string& root);
+
 }  // namespace isola

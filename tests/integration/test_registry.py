@@ -245,10 +245,10 @@ def test_interrupted_pull_resumes(isola, registry, tmp_path):
     layer = big.layers[0].digest
     size = len(big.layers[0].blob)
     proxy = Proxy(registry.host)
-    try:
-        proxy.rate = 512 << 10  # 8 s for the layer
+    partial = isola.root / "downloads" / (ig.hex_of(layer) + ".partial")
+
+    def interrupted_pull():
         pull = isola.popen("pull", f"{proxy.host}/big")
-        partial = isola.root / "downloads" / (ig.hex_of(layer) + ".partial")
         deadline = time.time() + 60
         while time.time() < deadline:
             if partial.exists() and partial.stat().st_size > size // 4:
@@ -257,7 +257,16 @@ def test_interrupted_pull_resumes(isola, registry, tmp_path):
             time.sleep(0.05)
         pull.send_signal(signal.SIGKILL)
         pull.wait()
-        have = partial.stat().st_size
+        return partial.stat().st_size
+
+    try:
+        proxy.rate = 512 << 10  # 8 s for the layer
+        # What an interrupted pull leaves is reclaimable.
+        interrupted_pull()
+        res = isola("system", "prune", "-f")
+        assert "Deleted Partial Downloads" in res.stdout and ig.hex_of(layer)[:12] in res.stdout
+        assert not partial.exists()
+        have = interrupted_pull()
         assert 0 < have < size
         proxy.rate = None
         isola("pull", f"{proxy.host}/big")
