@@ -377,7 +377,7 @@ Result<ImageRecord> ImageStore::resolve_in(const Index& index, const std::string
     }
     if (found) return *found;
   }
-  return fail(make_error("image", ref, "not found locally; load it with 'isola load -i FILE'"));
+  return fail(make_error("image", ref, "not found locally; pull it with 'isola pull NAME' or load it with 'isola load -i FILE'"));
 }
 
 Result<ImageRecord> ImageStore::resolve(const std::string& ref) const {
