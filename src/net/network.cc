@@ -1,6 +1,7 @@
 #include "net/network.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -212,8 +213,14 @@ void NetworkStore::sweep_leases(const std::function<bool(const std::string& id)>
   for (const NetworkConfig& net : *all) {
     auto held = leases(net);
     if (!held) continue;
-    for (const auto& [addr, id] : *held)
-      if (id.size() == 64 && !exists(id)) (void)::unlink(path_join(path_join(net_dir(net), "leases"), addr).c_str());
+    for (const auto& [addr, id] : *held) {
+      std::string path = path_join(path_join(net_dir(net), "leases"), addr);
+      // An empty lease is one being written, or one whose writer died
+      // between creating and writing it: that one goes after a minute.
+      struct stat st;
+      bool abandoned = id.empty() && ::stat(path.c_str(), &st) == 0 && ::time(nullptr) - st.st_mtime > 60;
+      if ((id.size() == 64 && !exists(id)) || abandoned) (void)::unlink(path.c_str());
+    }
   }
 }
 

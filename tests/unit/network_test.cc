@@ -1,6 +1,8 @@
 // The parts of networking that need no kernel: -p parsing, subnets, the
 // address allocator's leases, the resolv.conf a bridged container gets.
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <set>
@@ -117,6 +119,28 @@ TEST_F(NetworkStoreTest, ConcurrentLeasesNeverCollide) {
   std::set<std::string> unique(got.begin(), got.end());
   EXPECT_EQ(unique.size(), 40u);
   EXPECT_FALSE(unique.contains(""));
+}
+
+TEST_F(NetworkStoreTest, SweepDropsLeasesOfGoneContainersAndAbandonedEmptyOnes) {
+  auto store = NetworkStore::open(root_);
+  ASSERT_TRUE(store);
+  auto net = store->create("swept", "10.204.0.0/24", {});
+  ASSERT_TRUE(net);
+  ASSERT_TRUE(store->lease(*net, std::string(64, 'a')));
+  ASSERT_TRUE(store->lease(*net, std::string(64, 'b')));
+  // Empty leases: one a crashed writer left long ago, one being written now.
+  std::string dir = root_ + "/networks/" + net->id + "/leases/";
+  ASSERT_TRUE(is_directory(dir)) << dir;
+  ASSERT_TRUE(write_file_atomic(dir + "10.204.0.200", "", 0600));
+  ASSERT_TRUE(write_file_atomic(dir + "10.204.0.201", "", 0600));
+  struct timespec old[2] = {{::time(nullptr) - 600, 0}, {::time(nullptr) - 600, 0}};
+  ASSERT_EQ(::utimensat(AT_FDCWD, (dir + "10.204.0.200").c_str(), old, 0), 0);
+  store->sweep_leases([](const std::string& id) { return id == std::string(64, 'a'); });
+  auto left = store->leases(*net);
+  ASSERT_TRUE(left);
+  std::set<std::string> addrs;
+  for (const auto& [addr, id] : *left) addrs.insert(addr);
+  EXPECT_EQ(addrs, (std::set<std::string>{"10.204.0.2", "10.204.0.201"}));
 }
 
 TEST_F(NetworkStoreTest, NamesAndSubnetsAreChecked) {
