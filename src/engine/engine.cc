@@ -230,7 +230,7 @@ Result<ContainerRecord> Engine::create(const RunOptions& opts) {
     if (opts.init) in.init_path = TRY(find_init());
     in.userns_base = rec.userns_base;
     RuntimeSpec spec = TRY(build_spec(opts, in));
-    TRYV(write_etc_files(in.etc_dir, spec.hostname, opts.network == "host"));
+    TRYV(write_etc_files(in.etc_dir, spec.hostname, net.mode));
     if (net.mode == "bridge") {
       TRYV(write_hosts_file(networks_, containers_, rec, spec.hostname, net));
       auto resolv = read_file("/etc/resolv.conf", 1u << 20);

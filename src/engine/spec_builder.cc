@@ -199,9 +199,11 @@ Result<ResolvedUser> resolve_user(const std::string& rootfs, const std::string& 
   return out;
 }
 
-Result<void> write_etc_files(const std::string& etc_dir, const std::string& hostname, bool host_network) {
+Result<void> write_etc_files(const std::string& etc_dir, const std::string& hostname, const std::string& network) {
   TRYV(mkdir_p(etc_dir, 0755));
   TRYV(write_file_atomic(path_join(etc_dir, "hostname"), hostname + "\n", 0644));
+  if (network == "bridge") return {};  // the network code writes hosts and resolv.conf
+  bool host_network = network == "host";
   std::string hosts = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n";
   if (host_network) {
     auto host_hosts = read_file("/etc/hosts", 1u << 20);

@@ -30,8 +30,10 @@ struct ResolvedUser {
 };
 Result<ResolvedUser> resolve_user(const std::string& rootfs, const std::string& spec);
 
-// Writes hostname, hosts and resolv.conf into inputs.etc_dir.
-Result<void> write_etc_files(const std::string& etc_dir, const std::string& hostname, bool host_network);
+// Writes hostname, hosts and resolv.conf into `etc_dir`. `network` is the
+// container's network mode: for "bridge" only the hostname (the network
+// code writes the other two), for "host" the host's own files.
+Result<void> write_etc_files(const std::string& etc_dir, const std::string& hostname, const std::string& network);
 
 Result<RuntimeSpec> build_spec(const RunOptions& opts, const SpecInputs& inputs);
 
