@@ -81,7 +81,7 @@ int cmd_push(const Globals& g, const RegistryArgs& a) {
   opts.registry = *reg;
   ProgressView view(a.quiet, ::isatty(STDOUT_FILENO), "Pushing", STDOUT_FILENO);
   opts.observer = [&view](const TransferEvent& ev) { view.on_event(ev); };
-  view.say("Pushing " + a.name + " to " + dest->str());
+  view.say("Pushing " + (a.dest.empty() ? dest->str() : a.name + " to " + dest->str()));
   auto digest = push_image(*store, a.name, *dest, opts);
   if (!digest) return report(digest.error());
   if (a.quiet) std::cout << digest->str() << "\n";

@@ -179,7 +179,8 @@ Result<bool> RegistryClient::has_blob(const Digest& digest) {
   return fail(status_error("check blob " + digest.str() + " in", resp));
 }
 
-Result<void> RegistryClient::put_blob(const Digest& digest, const std::string& path) {
+Result<void> RegistryClient::put_blob(const Digest& digest, const std::string& path,
+                                      const std::function<void(uint64_t, uint64_t)>& progress) {
   HttpRequest start;
   start.method = "POST";
   HttpResponse resp = TRY(send(start, ref_.path + "/blobs/uploads/"));
@@ -193,6 +194,7 @@ Result<void> RegistryClient::put_blob(const Digest& digest, const std::string& p
   HttpRequest put;
   put.method = "PUT";
   put.upload_path = path;
+  put.upload_progress = progress;
   put.headers.push_back("Content-Type: application/octet-stream");
   resp = TRY(send(put, location));
   if (resp.status != 201) return fail(status_error("upload blob " + digest.str() + " to", resp));

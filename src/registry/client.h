@@ -52,7 +52,9 @@ class RegistryClient {
   Result<std::string> get_small_blob(const Digest& digest);
 
   Result<bool> has_blob(const Digest& digest);
-  Result<void> put_blob(const Digest& digest, const std::string& path);
+  // Uploads a blob from a file; `progress` (may be empty) sees the bytes sent.
+  Result<void> put_blob(const Digest& digest, const std::string& path,
+                        const std::function<void(uint64_t, uint64_t)>& progress = {});
   Result<void> put_manifest(const std::string& reference, const std::string& bytes, const std::string& media_type);
 
   const RemoteRef& ref() const { return ref_; }

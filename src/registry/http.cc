@@ -66,6 +66,12 @@ size_t on_header(char* data, size_t size, size_t n, void* user) {
   return len;
 }
 
+int on_progress(void* user, curl_off_t, curl_off_t, curl_off_t ultotal, curl_off_t ulnow) {
+  auto* t = static_cast<Transfer*>(user);
+  if (ultotal > 0) t->req->upload_progress(static_cast<uint64_t>(ulnow), static_cast<uint64_t>(ultotal));
+  return 0;
+}
+
 TransportFailure classify(CURLcode code) {
   switch (code) {
     case CURLE_SSL_CONNECT_ERROR:
@@ -141,6 +147,11 @@ std::expected<HttpResponse, HttpError> Http::send(const HttpRequest& req) const 
     curl_easy_setopt(c, CURLOPT_READDATA, upload.get());
     curl_easy_setopt(c, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(st.st_size));
     curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, req.method.c_str());
+    if (req.upload_progress) {
+      curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+      curl_easy_setopt(c, CURLOPT_XFERINFODATA, &t);
+      curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+    }
   } else if (req.method == "HEAD") {
     curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
   } else if (req.method != "GET") {

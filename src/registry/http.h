@@ -31,6 +31,8 @@ struct HttpRequest {
   std::function<bool(const char* data, size_t size)> sink;
   size_t max_body = 8u << 20;
   bool follow_redirects = true;
+  // Called as an upload moves: (bytes sent, bytes to send).
+  std::function<void(uint64_t, uint64_t)> upload_progress;
 };
 
 struct HttpResponse {

@@ -23,8 +23,10 @@ Result<Digest> push_image(const ImageStore& store, const std::string& source, co
       observe(b, BlobPhase::exists);
       continue;
     }
-    observe(b, BlobPhase::transferring);
-    TRYV(client.put_blob(b.digest, store.blob_path(b.digest)));
+    if (opts.observer) opts.observer({b.digest.short_id(), BlobPhase::transferring, 0, b.size});
+    TRYV(client.put_blob(b.digest, store.blob_path(b.digest), [&](uint64_t sent, uint64_t total) {
+      if (opts.observer) opts.observer({b.digest.short_id(), BlobPhase::transferring, sent, total});
+    }));
     observe(b, BlobPhase::done);
   }
   TRYV(client.put_manifest(dest.tag.empty() ? image.manifest.str() : dest.tag, blobs.manifest_json,
