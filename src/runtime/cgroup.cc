@@ -9,6 +9,7 @@
 // hierarchy best-effort, for tracking only). v2: one directory, with the
 // controllers enabled in cgroup.subtree_control of every ancestor.
 #include "runtime/cgroup.h"
+#include "runtime/device_filter.h"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -570,6 +571,15 @@ Result<Cgroup> Cgroup::create(const std::string& path, const Resources& resource
     if (!is_directory(dir))
       return undo(make_error("restrict device access", dir, "the devices cgroup could not be created"));
     if (auto r = apply_device_rules(dir, resources.devices); !r) return undo(std::move(r.error()));
+  }
+  // The unified hierarchy has no devices controller: an eBPF program takes
+  // its place. On a pure v2 host it is the only guard, so failing to attach
+  // fails the container; on a hybrid one it backs up the v1 controller.
+  if (!layout.unified.empty() && is_directory(path_join(layout.unified, cg.path_))) {
+    auto attached = attach_device_filter(path_join(layout.unified, cg.path_), resources.devices);
+    if (!attached && layout.mode == CgroupMode::v2)
+      return undo(attached.error().context("restrict device access"));
+    if (!attached) log_debug("cgroup: no device program on {}: {}", layout.unified, attached.error().message());
   }
   return cg;
 }
