@@ -145,15 +145,23 @@ Result<FetchedManifest> RegistryClient::get_manifest(const std::string& referenc
   return m;
 }
 
-Result<bool> RegistryClient::get_blob(const Digest& digest, uint64_t offset,
-                                      const std::function<bool(const char*, size_t)>& sink) {
+Result<void> RegistryClient::get_blob(const Digest& digest, uint64_t offset,
+                                      const std::function<bool(const char*, size_t)>& sink,
+                                      const std::function<void()>& restart) {
   HttpRequest req;
-  req.sink = sink;
+  bool started = false;
+  req.sink = [&](long status, const char* p, size_t n) {
+    if (!started && offset > 0 && status == 200) {
+      if (!restart) return false;
+      restart();
+    }
+    started = true;
+    return sink(p, n);
+  };
   if (offset > 0) req.headers.push_back("Range: bytes=" + std::to_string(offset) + "-");
   HttpResponse resp = TRY(send(req, ref_.path + "/blobs/" + digest.str()));
-  if (resp.status == 206) return true;
-  if (resp.status == 200) return false;
-  if (resp.status == 416 && offset > 0) return true;  // nothing left to send
+  if (resp.status == 200 || resp.status == 206) return {};
+  if (resp.status == 416 && offset > 0) return {};  // nothing left to send
   return fail(status_error("get blob " + digest.str() + " of", resp));
 }
 

@@ -43,11 +43,11 @@ class RegistryClient {
   // the bytes are checked against it.
   Result<FetchedManifest> get_manifest(const std::string& reference);
 
-  // Streams a blob from byte `offset` (a Range request when > 0). `sink` gets
-  // the bytes; returns whether the server honoured the range (206) — if not,
-  // the stream starts from byte 0.
-  Result<bool> get_blob(const Digest& digest, uint64_t offset,
-                        const std::function<bool(const char*, size_t)>& sink);
+  // Streams a blob from byte `offset` (a Range request when > 0) to `sink`.
+  // A registry that ignores the range sends the whole blob: then `restart`
+  // is called before its first byte, and the stream starts from byte 0.
+  Result<void> get_blob(const Digest& digest, uint64_t offset, const std::function<bool(const char*, size_t)>& sink,
+                        const std::function<void()>& restart = {});
   // A small blob (a config) into memory, verified.
   Result<std::string> get_small_blob(const Digest& digest);
 

@@ -31,7 +31,7 @@ size_t on_body(char* data, size_t size, size_t n, void* user) {
   size_t len = size * n;
   // The body of a redirect or an error status is not the content.
   if (t->req->sink && t->resp->status >= 200 && t->resp->status < 300) {
-    if (!t->req->sink(data, len)) {
+    if (!t->req->sink(t->resp->status, data, len)) {
       t->aborted = true;
       return 0;
     }

@@ -26,9 +26,9 @@ struct HttpRequest {
   // Upload: `body`, or the file at `upload_path` when it is set.
   std::string body;
   std::string upload_path;
-  // Download: when `sink` is set the body goes there (it returns false to
+  // Download: when `sink` is set a 2xx body goes there, with the status (it returns false to
   // abort); otherwise it is collected into the response, up to `max_body`.
-  std::function<bool(const char* data, size_t size)> sink;
+  std::function<bool(long status, const char* data, size_t size)> sink;
   size_t max_body = 8u << 20;
   bool follow_redirects = true;
   // Called as an upload moves: (bytes sent, bytes to send).

@@ -105,8 +105,9 @@ Result<void> download_blob(RegistryClient& client, Blob& blob, const std::string
   if (observe) observe({id, BlobPhase::transferring, have, blob.size});
 
   uint64_t written = have;
-  bool too_big = false;
+  bool too_big = false, truncate_failed = false;
   auto sink = [&](const char* p, size_t n) {
+    if (truncate_failed) return false;
     if (written + n > blob.size) {
       too_big = true;
       return false;
@@ -121,28 +122,21 @@ Result<void> download_blob(RegistryClient& client, Blob& blob, const std::string
     if (observe) observe({id, BlobPhase::transferring, written, blob.size});
     return true;
   };
-  auto ranged = [&]() -> Result<bool> {
-    if (have == blob.size) return true;
-    bool honoured = TRY(client.get_blob(blob.digest, have, [&](const char* p, size_t n) {
-      return sink(p, n);
-    }));
-    return honoured;
-  }();
-  if (ranged && !*ranged && have > 0) {
-    // The server sent the whole blob from byte 0 into the sink after our
-    // bytes: start over without the range.
-    log_debug("{}: the registry ignored the range; downloading again", id);
+  // A registry that ignores the range sends everything: start the file over.
+  auto restart = [&] {
+    log_debug("{}: the registry ignored the range; downloading from the start", id);
     hash = Sha256();
     have = written = 0;
-    if (::ftruncate(fd.get(), 0) != 0) return fail(sys_error("truncate", partial));
-    ranged = client.get_blob(blob.digest, 0, sink);
-  }
+    truncate_failed = ::ftruncate(fd.get(), 0) != 0;
+  };
+  Result<void> got = have == blob.size ? Result<void>{} : client.get_blob(blob.digest, have, sink, restart);
   auto discard = [&](const std::string& why) {
     (void)::unlink(partial.c_str());
     return fail(make_error("pull", "blob " + blob.digest.str(), why + "; nothing was stored"));
   };
   if (too_big) return discard("the registry sent more bytes than its descriptor's size (corrupt or tampered)");
-  if (!ranged) return fail(ranged.error());
+  if (truncate_failed) return fail(sys_error("truncate", partial));
+  if (!got) return fail(got.error());
   if (observe) observe({id, BlobPhase::verifying, written, blob.size});
   if (written != blob.size)
     return discard("the registry sent " + std::to_string(written) + " of " + std::to_string(blob.size) + " bytes");

@@ -223,6 +223,7 @@ class Proxy:
         self.host = f"127.0.0.1:{self.port}"
         self.corrupt = set()
         self.rate = None
+        self.ignore_range = False  # as a registry that does not do Range
         self.log = []
         self.lock = threading.Lock()
         proxy = self
@@ -239,7 +240,8 @@ class Proxy:
                     proxy.log.append(entry)
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else None
-                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
+                drop = ("host", "connection") + (("range",) if proxy.ignore_range else ())
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in drop}
                 conn = http.client.HTTPConnection(proxy.upstream, timeout=60)
                 conn.request(self.command, self.path, body=body, headers=headers)
                 resp = conn.getresponse()
