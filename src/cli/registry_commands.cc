@@ -46,15 +46,28 @@ void add_registry_flags(CLI::App* cmd, RegistryArgs& a, bool creds) {
   if (creds) cmd->add_option("--creds", a.creds, "USERNAME:PASSWORD for this command only");
 }
 
+// What pull and push both start from: the remote name, the store, and the
+// registry's TLS settings and credentials.
+struct Transfer {
+  RemoteRef ref;
+  ImageStore store;
+  RegistryOptions registry;
+};
+
+Result<Transfer> prepare_transfer(const Globals& g, const RegistryArgs& a, const std::string& remote) {
+  RemoteRef ref = TRY(RemoteRef::parse(remote));
+  ImageStore store = TRY(ImageStore::open(g.root));
+  RegistryOptions registry = TRY(registry_options(g, a, ref.registry));
+  return Transfer{std::move(ref), std::move(store), std::move(registry)};
+}
+
 int cmd_pull(const Globals& g, const RegistryArgs& a) {
-  auto ref = RemoteRef::parse(a.name);
-  if (!ref) return report(ref.error());
-  auto store = ImageStore::open(g.root);
-  if (!store) return report(store.error());
+  auto t = prepare_transfer(g, a, a.name);
+  if (!t) return report(t.error());
+  const RemoteRef* ref = &t->ref;
+  auto* store = &t->store;
   PullOptions opts;
-  auto reg = registry_options(g, a, ref->registry);
-  if (!reg) return report(reg.error());
-  opts.registry = *reg;
+  opts.registry = t->registry;
   ProgressView view(a.quiet, ::isatty(STDOUT_FILENO), "Downloading", STDOUT_FILENO);
   opts.observer = [&view](const TransferEvent& ev) { view.on_event(ev); };
   view.say("Pulling " + ref->str());
@@ -71,14 +84,12 @@ int cmd_pull(const Globals& g, const RegistryArgs& a) {
 }
 
 int cmd_push(const Globals& g, const RegistryArgs& a) {
-  auto dest = RemoteRef::parse(a.dest.empty() ? a.name : a.dest);
-  if (!dest) return report(dest.error());
-  auto store = ImageStore::open(g.root);
-  if (!store) return report(store.error());
+  auto t = prepare_transfer(g, a, a.dest.empty() ? a.name : a.dest);
+  if (!t) return report(t.error());
+  const RemoteRef* dest = &t->ref;
+  const auto* store = &t->store;
   PushOptions opts;
-  auto reg = registry_options(g, a, dest->registry);
-  if (!reg) return report(reg.error());
-  opts.registry = *reg;
+  opts.registry = t->registry;
   ProgressView view(a.quiet, ::isatty(STDOUT_FILENO), "Pushing", STDOUT_FILENO);
   opts.observer = [&view](const TransferEvent& ev) { view.on_event(ev); };
   view.say("Pushing " + (a.dest.empty() ? dest->str() : a.name + " to " + dest->str()));

@@ -73,6 +73,23 @@ Result<PlatformManifest> fetch_manifest(RegistryClient& client, const RemoteRef&
   return pm;
 }
 
+// What an earlier, interrupted download left in `fd`: hashes it into `hash`
+// and returns its size (a file longer than the blob starts over).
+Result<uint64_t> resume_partial(int fd, const std::string& path, uint64_t blob_size, Sha256& hash) {
+  struct stat st;
+  if (::fstat(fd, &st) != 0) return fail(sys_error("stat", path));
+  uint64_t have = static_cast<uint64_t>(st.st_size) <= blob_size ? static_cast<uint64_t>(st.st_size) : 0;
+  if (::ftruncate(fd, static_cast<off_t>(have)) != 0) return fail(sys_error("truncate", path));
+  char buf[1 << 16];
+  for (uint64_t off = 0; off < have;) {
+    ssize_t n = ::pread(fd, buf, std::min<uint64_t>(sizeof buf, have - off), static_cast<off_t>(off));
+    if (n <= 0) return fail(sys_error("read", path));
+    hash.update(buf, static_cast<size_t>(n));
+    off += static_cast<uint64_t>(n);
+  }
+  return have;
+}
+
 // Downloads one blob into <downloads>/<hex>, resuming a partial file left
 // by an earlier, interrupted pull. The partial is flock'ed so two pulls of
 // the same layer take turns instead of writing over each other.
@@ -87,20 +104,7 @@ Result<void> download_blob(RegistryClient& client, Blob& blob, const std::string
   if (path_exists(final_path)) return {};  // the other pull finished it
 
   Sha256 hash;
-  uint64_t have = 0;
-  {  // Hash what an earlier attempt left.
-    struct stat st;
-    if (::fstat(fd.get(), &st) != 0) return fail(sys_error("stat", partial));
-    have = static_cast<uint64_t>(st.st_size) <= blob.size ? static_cast<uint64_t>(st.st_size) : 0;
-    if (::ftruncate(fd.get(), static_cast<off_t>(have)) != 0) return fail(sys_error("truncate", partial));
-    char buf[1 << 16];
-    for (uint64_t off = 0; off < have;) {
-      ssize_t n = ::pread(fd.get(), buf, std::min<uint64_t>(sizeof buf, have - off), static_cast<off_t>(off));
-      if (n <= 0) return fail(sys_error("read", partial));
-      hash.update(buf, static_cast<size_t>(n));
-      off += static_cast<uint64_t>(n);
-    }
-  }
+  uint64_t have = TRY(resume_partial(fd.get(), partial, blob.size, hash));
   if (have > 0) log_debug("{}: resuming at byte {} of {}", id, have, blob.size);
   if (observe) observe({id, BlobPhase::transferring, have, blob.size});
 

@@ -21,8 +21,10 @@ import glob
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -321,6 +323,24 @@ def box(isola, busybox_layout):
     b = Box(isola)
     yield b
     problems = b.teardown()
+    if problems:
+        pytest.fail("leaked after rm -f:\n" + "\n".join(problems), pytrace=False)
+
+
+@pytest.fixture
+def userns_box(make_isola, busybox_layout):
+    """A Box whose store lies below directories other users may search, as
+    /var/lib/isola does: a --userns=auto container's mapped root must walk
+    down to its own directory (pytest's tmp_path is 0700)."""
+    base = tempfile.mkdtemp(prefix="isola-userns-", dir="/var/tmp")
+    os.chmod(base, 0o711)
+    isola = make_isola(os.path.join(base, "store"))
+    isola("load", "-i", busybox_layout, timeout=TIMEOUT)
+    b = Box(isola)
+    yield b
+    problems = b.teardown()
+    isola.cleanup()
+    shutil.rmtree(base, ignore_errors=True)
     if problems:
         pytest.fail("leaked after rm -f:\n" + "\n".join(problems), pytrace=False)
 

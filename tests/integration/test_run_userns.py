@@ -1,31 +1,16 @@
 """--userns=auto: root in the container is an unprivileged id on the host."""
 
 import os
-import shutil
-import tempfile
 import time
 
 import pytest
 
-from containers import IMAGE, Box, TIMEOUT
+from containers import IMAGE, TIMEOUT, userns_box  # noqa: F401
 
 
 @pytest.fixture
-def box(make_isola, busybox_layout):
-    """A store below directories other users may search, as /var/lib/isola
-    is: the container's mapped root must walk down to its own directory
-    (pytest's tmp_path is 0700)."""
-    base = tempfile.mkdtemp(prefix="isola-userns-", dir="/var/tmp")
-    os.chmod(base, 0o711)
-    isola = make_isola(os.path.join(base, "store"))
-    isola("load", "-i", busybox_layout, timeout=TIMEOUT)
-    b = Box(isola)
-    yield b
-    problems = b.teardown()
-    isola.cleanup()
-    shutil.rmtree(base, ignore_errors=True)
-    if problems:
-        pytest.fail("leaked after rm -f:\n" + "\n".join(problems), pytrace=False)
+def box(userns_box):
+    return userns_box
 
 
 def host_uid(pid):

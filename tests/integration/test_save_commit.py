@@ -17,7 +17,7 @@ import tempfile
 import pytest
 
 import imagegen
-from containers import IMAGE, TIMEOUT, Box, box, describe  # noqa: F401
+from containers import IMAGE, TIMEOUT, box, describe, userns_box  # noqa: F401
 from engines import RUNTIME, Podman
 
 NET = ("--network", "none")
@@ -314,22 +314,6 @@ def test_commit_refuses_a_device_node_and_an_unknown_container(box):
     res = box("commit", "nosuchcontainer")
     assert res.returncode == 125, describe(res)
     box.isola.assert_unchanged(before)
-
-
-@pytest.fixture
-def userns_box(make_isola, busybox_layout):
-    """A store below searchable directories, as --userns=auto needs
-    (pytest's tmp_path is 0700)."""
-    base = tempfile.mkdtemp(prefix="isola-userns-", dir="/var/tmp")
-    os.chmod(base, 0o711)
-    isola = make_isola(os.path.join(base, "store"))
-    isola("load", "-i", busybox_layout, timeout=TIMEOUT)
-    b = Box(isola)
-    yield b
-    problems = b.teardown()
-    isola.cleanup()
-    shutil.rmtree(base, ignore_errors=True)
-    assert not problems, problems
 
 
 def test_commit_of_a_userns_container_writes_container_owners(userns_box):
