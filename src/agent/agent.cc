@@ -205,6 +205,10 @@ void Agent::handle_frame(const AgentFrame& f) {
     on_ps();
     return;
   }
+  if (f.type == AgentMsg::wake) {
+    on_wake(f);
+    return;
+  }
   if (phase_ != Phase::serving) {
     Error e = sys_error(ESRCH, frame_type_name(f.type), "");
     e.detail = "the container has exited";
@@ -227,6 +231,7 @@ void Agent::on_create(const AgentFrame& f) {
     send_error(f.stream, sys_error(EEXIST, "create", "container"));
     return;
   }
+  int64_t t0 = boottime_ms();
   auto req = parse_create_request(f.payload);
   if (!req) {
     send_error(f.stream, req.error());
@@ -242,7 +247,13 @@ void Agent::on_create(const AgentFrame& f) {
       return;
     }
   }
-  const RuntimeSpec& spec = req->spec;
+  RuntimeSpec& spec = req->spec;
+  // The kernel's boot ID is the template's in every clone; the container
+  // reads the one the host gave this clone.
+  bool has_proc = std::any_of(spec.mounts.begin(), spec.mounts.end(),
+                              [](const MountSpec& m) { return m.destination == "/proc"; });
+  if (!boot_id_file_.empty() && has_proc)
+    spec.mounts.push_back({"/proc/sys/kernel/random/boot_id", "bind", boot_id_file_, {"bind", "ro"}});
   if (opts_.pid1) {
     if (!spec.hostname.empty() && ::sethostname(spec.hostname.data(), spec.hostname.size()) != 0)
       kmsg(sys_error("sethostname", spec.hostname).message(), true);
@@ -267,8 +278,17 @@ void Agent::on_create(const AgentFrame& f) {
   }
   SpawnOptions so;
   so.id = req->id;
+  if (req->seccomp_program) {
+    if (auto r = remember_seccomp(*spec.linux.seccomp, std::move(*req->seccomp_program)); !r) {
+      send_error(f.stream, r.error());
+      return;
+    }
+  }
+  int64_t t1 = boottime_ms();
   kmsg("creating container " + so.id);
   auto spawned = spawn_container(spec, so, stdio->fds);
+  kmsg("create took " + std::to_string(boottime_ms() - t0) + " ms: " + std::to_string(boottime_ms() - t1) +
+       " ms in the runtime");
   if (!spawned) {
     send_error(f.stream, spawned.error());
     return;
@@ -380,6 +400,23 @@ void Agent::on_signal(const AgentFrame& f) {
     int err = p->exited ? ESRCH : errno;
     send_error(f.stream, sys_error(err, "kill", "pid " + std::to_string(p->pid)));
   }
+}
+
+// The first thing a clone of a VM template hears: from here on it must not
+// be its siblings' twin (random numbers, clock, boot ID).
+void Agent::on_wake(const AgentFrame& f) {
+  auto req = parse_wake_request(f.payload);
+  if (!req) return send_error(f.stream, req.error());
+  if (opts_.pid1) {
+    if (auto r = reseed_random(req->entropy); !r) return send_error(f.stream, r.error());
+    if (auto r = set_clock(req->realtime_ns); !r) return send_error(f.stream, r.error());
+  }
+  boot_id_file_ = path_join(opts_.state_dir, "boot_id");
+  if (auto r = write_file_atomic(boot_id_file_, req->boot_id + "\n", 0444); !r) {
+    boot_id_file_.clear();
+    return send_error(f.stream, r.error());
+  }
+  send(AgentMsg::hello, 0, hello_payload(kernel_release(), 0, boottime_ms()));
 }
 
 void Agent::on_ps() {

@@ -39,6 +39,9 @@ struct AgentOptions {
   // How long an exited process's output may still come (from children that
   // hold its pipes) before its exit frame is sent anyway.
   std::chrono::milliseconds drain_grace{250};
+  // Where the agent keeps its own files (a clone's boot ID): the guest's
+  // /run, outside every share; tests use a temporary directory.
+  std::string state_dir = "/run";
 };
 
 class Agent {
@@ -80,6 +83,7 @@ class Agent {
   void on_resize(const AgentFrame& f);
   void on_signal(const AgentFrame& f);
   void on_ps();
+  void on_wake(const AgentFrame& f);
   Proc* find(uint32_t stream);
   void unknown_stream(uint32_t stream);
 
@@ -105,6 +109,8 @@ class Agent {
   std::map<uint32_t, std::unique_ptr<Proc>> procs_;
   std::unique_ptr<Container> container_;
   Phase phase_ = Phase::serving;
+  std::string boot_id_file_;  // a clone's own boot ID, bound over the container's
+
   Clock::time_point phase_deadline_{};
   bool host_ack_ = false;
   std::optional<int> init_exit_code_;

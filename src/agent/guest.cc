@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <net/if.h>
+#include <linux/random.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/reboot.h>
@@ -235,14 +236,31 @@ void loopback_up() {
   ::close(s);
 }
 
-Result<void> set_up_network(const NicConfig& nic) {
-  int64_t t0 = boottime_ms();
+bool has_virtio_net() {
+  const std::string dir = "/sys/bus/virtio/devices";
+  auto entries = list_dir(dir);
+  if (!entries) return false;
+  for (const std::string& e : *entries) {
+    auto id = read_file(path_join(path_join(dir, e), "device"), 64);
+    if (id && trim(*id) == "0x0001") return true;
+  }
+  return false;
+}
+
+Result<void> load_network_modules() {
+  if (path_exists("/sys/module/virtio_net")) return {};
   if (!path_exists(path_join(kModuleDir, "net-order")))
     return fail(make_error("configure the guest's network", "virtio_net",
                            "the initramfs has no network modules; run scripts/guest-kernel to update the guest cache"));
   std::vector<std::string> failed = load_modules(kModuleDir, "net-order");
   if (!failed.empty())
     return fail(make_error("configure the guest's network", failed.front(), "the module failed to load"));
+  return {};
+}
+
+Result<void> set_up_network(const NicConfig& nic) {
+  int64_t t0 = boottime_ms();
+  TRYV(load_network_modules());
   int64_t t1 = boottime_ms();
   // The driver probes the device as it loads; the wait covers a slow one.
   TRYV(configure_nic(nic, std::chrono::seconds(2)));
@@ -256,6 +274,19 @@ Result<void> set_clock(int64_t realtime_ns) {
   ts.tv_sec = static_cast<time_t>(realtime_ns / 1000000000);
   ts.tv_nsec = static_cast<long>(realtime_ns % 1000000000);
   if (::clock_settime(CLOCK_REALTIME, &ts) != 0) return fail(sys_error("set the clock"));
+  return {};
+}
+
+Result<void> reseed_random(std::string_view bytes) {
+  std::vector<uint32_t> buf(sizeof(rand_pool_info) / sizeof(uint32_t) + (bytes.size() + 3) / 4);
+  auto* info = reinterpret_cast<rand_pool_info*>(buf.data());
+  info->entropy_count = static_cast<int>(bytes.size() * 8);
+  info->buf_size = static_cast<int>(bytes.size());
+  std::memcpy(info->buf, bytes.data(), bytes.size());
+  UniqueFd fd(::open("/dev/urandom", O_WRONLY | O_CLOEXEC));
+  if (!fd) return fail(sys_error("open", "/dev/urandom"));
+  if (::ioctl(fd.get(), RNDADDENTROPY, info) != 0) return fail(sys_error("add entropy", "/dev/urandom"));
+  if (::ioctl(fd.get(), RNDRESEEDCRNG) != 0) return fail(sys_error("reseed", "/dev/urandom"));
   return {};
 }
 

@@ -42,6 +42,12 @@ std::vector<std::string> load_modules(const std::string& dir, std::string_view l
 // container with a network.
 inline constexpr const char* kModuleDir = "/lib/modules";
 
+// True when the VM has a virtio network device (virtio device ID 1),
+// whether or not its driver is loaded.
+bool has_virtio_net();
+// Loads the network modules (net-order) unless virtio_net is already in.
+Result<void> load_network_modules();
+
 // A container's network in the guest: loads the network modules, then
 // configures the NIC (configure_nic). Logs how long each took.
 Result<void> set_up_network(const NicConfig& nic);
@@ -62,6 +68,12 @@ Result<void> mount_share(const Share& share);
 void loopback_up();
 
 Result<void> set_clock(int64_t realtime_ns);
+
+// Mixes `bytes` into the kernel's random pool, credited as entropy, and
+// forces the CRNG to reseed at once (RNDADDENTROPY, RNDRESEEDCRNG): a
+// write to /dev/urandom alone would leave a clone of a VM template
+// producing its siblings' numbers until the next scheduled reseed.
+Result<void> reseed_random(std::string_view bytes);
 
 // CLOCK_BOOTTIME in milliseconds: the time since the kernel started.
 int64_t boottime_ms();

@@ -93,6 +93,15 @@ NlMessage rename_link_request(uint32_t seq, int index, std::string_view name) {
   return m;
 }
 
+NlMessage set_mac_request(uint32_t seq, int index, const MacAddress& mac) {
+  NlMessage m(RTM_NEWLINK, NLM_F_REQUEST | NLM_F_ACK, seq);
+  auto* ifi = m.family_header<ifinfomsg>();
+  ifi->ifi_family = AF_UNSPEC;
+  ifi->ifi_index = index;
+  m.add_attr(IFLA_ADDRESS, mac.data(), mac.size());
+  return m;
+}
+
 NlMessage link_up_request(uint32_t seq, int index) {
   NlMessage m(RTM_NEWLINK, NLM_F_REQUEST | NLM_F_ACK, seq);
   auto* ifi = m.family_header<ifinfomsg>();
@@ -233,6 +242,11 @@ Result<void> Netlink::rename_link(int index, std::string_view name) {
   return {};
 }
 
+Result<void> Netlink::set_mac(int index, const MacAddress& mac) {
+  TRYV(transact(set_mac_request(++seq_, index, mac), "set the MAC of link " + std::to_string(index)));
+  return {};
+}
+
 Result<void> Netlink::set_up(int index) {
   TRYV(transact(link_up_request(++seq_, index), "bring up link " + std::to_string(index)));
   return {};
@@ -255,8 +269,18 @@ Result<void> configure_nic(const NicConfig& nic, std::chrono::milliseconds wait)
     auto deadline = std::chrono::steady_clock::now() + wait;
     std::optional<LinkInfo> found;
     for (;;) {
-      for (LinkInfo& l : TRY(nl.links()))
-        if (l.mac == nic.mac) found = std::move(l);
+      std::vector<LinkInfo> nics;
+      for (LinkInfo& l : TRY(nl.links())) {
+        if (l.flags & IFF_LOOPBACK || !l.mac) continue;
+        if (l.mac == nic.mac) found = l;
+        nics.push_back(std::move(l));
+      }
+      // A VM has one NIC: in a clone it carries the template's MAC (QEMU
+      // migrates it), and becomes the container's here, while it is down.
+      if (!found && nics.size() == 1) {
+        TRYV(nl.set_mac(nics[0].index, nic.mac));
+        found = std::move(nics[0]);
+      }
       if (found || std::chrono::steady_clock::now() >= deadline) break;
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }

@@ -59,6 +59,7 @@ class NlMessage {
 // The requests the agent sends; `seq` numbers them.
 NlMessage link_dump_request(uint32_t seq);
 NlMessage rename_link_request(uint32_t seq, int index, std::string_view name);
+NlMessage set_mac_request(uint32_t seq, int index, const MacAddress& mac);
 NlMessage link_up_request(uint32_t seq, int index);
 NlMessage add_address_request(uint32_t seq, int index, const Ipv4Prefix& address);
 NlMessage default_route_request(uint32_t seq, int index, const Ipv4Bytes& gateway);
@@ -89,6 +90,7 @@ class Netlink {
 
   Result<std::vector<LinkInfo>> links();
   Result<void> rename_link(int index, std::string_view name);
+  Result<void> set_mac(int index, const MacAddress& mac);
   Result<void> set_up(int index);
   Result<void> add_address(int index, const Ipv4Prefix& address);
   Result<void> add_default_route(int index, const Ipv4Bytes& gateway);
@@ -103,7 +105,8 @@ class Netlink {
 };
 
 // The guest's side of a container network: waits up to `wait` for the NIC
-// with `nic.mac`, names it eth0, gives it the address, brings it up and
+// with `nic.mac` (in a clone of a VM template the one NIC still has the
+// template's MAC: it gets the container's), names it eth0, gives it the address, brings it up and
 // routes everything else through the gateway. An address or route that
 // already exists (a create the host retried) is not an error.
 Result<void> configure_nic(const NicConfig& nic, std::chrono::milliseconds wait);

@@ -8,7 +8,26 @@
 #include "common/json.h"
 
 namespace isola::agent {
+
 namespace {
+
+int hex_digit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  return -1;
+}
+
+std::optional<std::string> decode_hex(std::string_view hex) {
+  if (hex.size() % 2) return std::nullopt;
+  std::string out;
+  out.reserve(hex.size() / 2);
+  for (size_t i = 0; i < hex.size(); i += 2) {
+    int hi = hex_digit(hex[i]), lo = hex_digit(hex[i + 1]);
+    if (hi < 0 || lo < 0) return std::nullopt;
+    out += static_cast<char>(hi << 4 | lo);
+  }
+  return out;
+}
 
 Error request_error(const std::string& what, std::string detail) {
   return make_error("read " + what + " request", "", std::move(detail));
@@ -110,11 +129,39 @@ Result<CreateRequest> parse_create_request(std::string_view payload) {
     // namespace, which the container then shares.
     std::erase_if(req.spec.linux.namespaces, [](const NamespaceSpec& ns) { return ns.type == "network"; });
   }
+  if (auto it = j.find("seccomp_bpf"); it != j.end() && !it->is_null()) {
+    auto bytes = it->is_string() ? decode_hex(it->get<std::string>()) : std::nullopt;
+    if (!bytes) return fail(request_error(what, "\"seccomp_bpf\" is not lowercase hex"));
+    if (!req.spec.linux.seccomp) return fail(request_error(what, "\"seccomp_bpf\" without a seccomp profile in the spec"));
+    req.seccomp_program = TRY(seccomp_program_from_bytes(*bytes));
+  }
   req.id = json_string_or(j, "id");
   if (req.id.empty()) {
     const std::string& cg = req.spec.linux.cgroups_path;
     req.id = cg.empty() ? "container" : cg.substr(cg.rfind('/') + 1);
   }
+  return req;
+}
+
+Result<WakeRequest> parse_wake_request(std::string_view payload) {
+  const std::string what = "wake";
+  Json j = TRY(parse_object(payload, what));
+  WakeRequest req;
+  std::string hex = TRY(json_string(j, "entropy", what));
+  if (hex.size() < 64 || hex.size() > 1024)
+    return fail(request_error(what, "\"entropy\" must be 32 to 512 bytes in hex"));
+  auto bytes = decode_hex(hex);
+  if (!bytes) return fail(request_error(what, "\"entropy\" is not lowercase hex"));
+  req.entropy = std::move(*bytes);
+  auto t = j.find("realtime_ns");
+  if (t == j.end() || !t->is_number_integer() || t->get<int64_t>() <= 0)
+    return fail(request_error(what, "\"realtime_ns\" must be a positive integer"));
+  req.realtime_ns = t->get<int64_t>();
+  req.boot_id = TRY(json_string(j, "boot_id", what));
+  bool uuid = req.boot_id.size() == 36;
+  for (size_t i = 0; uuid && i < 36; ++i)
+    uuid = (i == 8 || i == 13 || i == 18 || i == 23) ? req.boot_id[i] == '-' : hex_digit(req.boot_id[i]) >= 0;
+  if (!uuid) return fail(request_error(what, "\"boot_id\" is not a lowercase UUID"));
   return req;
 }
 
@@ -174,6 +221,7 @@ Result<void> check_host_frame(const AgentFrame& frame) {
       return {};
     case AgentMsg::ps:
     case AgentMsg::shutdown:
+    case AgentMsg::wake:
       if (frame.stream != 0) return bad("control requests are sent on stream 0");
       return {};
     case AgentMsg::error:
@@ -228,6 +276,7 @@ const char* frame_type_name(AgentMsg type) {
     case AgentMsg::ps_reply: return "ps_reply";
     case AgentMsg::shutdown: return "shutdown";
     case AgentMsg::error: return "error";
+    case AgentMsg::wake: return "wake";
   }
   return "unknown";
 }

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "common/error.h"
+#include "runtime/seccomp.h"
 #include "spec/spec.h"
 #include "vm/agent_protocol.h"
 #include "vm/vm_network.h"
@@ -40,6 +41,8 @@ struct CreateRequest {
   // The VM's NIC: the container then shares the guest's network namespace
   // (spec's "network" namespace dropped), where the agent configures eth0.
   std::optional<NicConfig> network;
+  // The spec's seccomp filter, compiled by the host ("seccomp_bpf", hex).
+  std::optional<SeccompProgram> seccomp_program;
 };
 
 struct ExecRequest {
@@ -55,7 +58,15 @@ inline constexpr std::string_view kShareRoot = "/run/isola/";
 // The mount(2) data for every 9p share; docs/agent-protocol.md says why.
 inline constexpr const char* kNinePOptions = "trans=virtio,version=9p2000.L,msize=262144,cache=mmap,access=client";
 
+// What a clone of a VM template must not share with its siblings.
+struct WakeRequest {
+  std::string entropy;  // 32 to 512 random bytes from the host
+  int64_t realtime_ns = 0;
+  std::string boot_id;  // a UUID, lowercase: what the container reads as boot_id
+};
+
 Result<CreateRequest> parse_create_request(std::string_view payload);
+Result<WakeRequest> parse_wake_request(std::string_view payload);
 Result<ExecRequest> parse_exec_request(std::string_view payload);
 Result<WindowSize> parse_resize(std::string_view payload);
 // A signal number 1..64 from {"signal":S}.

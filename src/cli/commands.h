@@ -38,6 +38,8 @@ void add_registry_commands(CLI::App& app, Globals& globals);
 // progress on stderr.
 Result<void> ensure_image(const Globals& globals, const std::string& image, const std::string& policy);
 void add_system_commands(CLI::App& app, Globals& globals);
+// isola system template ...
+void add_template_commands(CLI::App& system, Globals& globals);
 void add_version_command(CLI::App& app, Globals& globals);
 // Generators that walk `app` when they run, so they see every command.
 void add_completion_command(CLI::App& app, Globals& globals);

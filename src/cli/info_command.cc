@@ -11,7 +11,9 @@
 #include "cli/table.h"
 #include "common/fs.h"
 #include "runtime/cgroup.h"
+#include "engine/container_store.h"
 #include "vm/guest.h"
+#include "vm/template.h"
 
 namespace isola::cli {
 
@@ -48,6 +50,42 @@ Json storage_json(const Globals& g) {
   return {{"Images", s->images}, {"Containers", s->containers}, {"Running", s->running}, {"Size", s->size}};
 }
 
+// The VM templates: whether VM starts use them, and each one's shape, age
+// and size.
+Json templates_json() {
+  std::string off = templates_off_reason();
+  Json list = Json::array();
+  auto all = list_templates();
+  int64_t now = now_ns();
+  if (all)
+    for (const TemplateInfo& t : *all)
+      list.push_back({{"Key", t.key},
+                      {"MemoryMb", t.memory_mb},
+                      {"Cpus", t.shape.value("cpus", 0)},
+                      {"Nic", t.shape.value("nic", false)},
+                      {"AgeSeconds", (now - t.created_ns) / 1000000000},
+                      {"SizeBytes", t.disk_bytes}});
+  return {{"Enabled", off.empty()}, {"Reason", off}, {"Dir", templates_dir()}, {"Ready", list}};
+}
+
+void print_templates(const Json& t) {
+  std::cout << "  Templates:      ";
+  if (!t["Enabled"].get<bool>()) {
+    std::cout << "off: " << t["Reason"].get<std::string>() << "\n";
+    return;
+  }
+  if (t["Ready"].empty()) {
+    std::cout << "none ready (the next VM start boots cold and makes one)\n";
+    return;
+  }
+  std::cout << t["Ready"].size() << " ready in " << t["Dir"].get<std::string>() << "\n";
+  for (const Json& r : t["Ready"])
+    std::cout << "    " << r["Key"].get<std::string>().substr(0, 12) << ": " << r["MemoryMb"].get<uint64_t>()
+              << " MiB, " << r["Cpus"].get<int>() << " vCPU, " << (r["Nic"].get<bool>() ? "a NIC" : "no NIC")
+              << ", made " << human_ago(now_ns() / 1000000000 - r["AgeSeconds"].get<int64_t>(), now_ns() / 1000000000)
+              << ", " << human_size(r["SizeBytes"].get<uint64_t>()) << " on tmpfs\n";
+}
+
 int cmd_info(const Globals& g, const std::string& format) {
   const char* modes[] = {"v1", "hybrid", "v2"};
   std::string why;
@@ -62,6 +100,7 @@ int cmd_info(const Globals& g, const std::string& format) {
   vm["GuestKernel"] = kernel_version;
   vm["Available"] = missing.empty();
   vm["Missing"] = missing;
+  vm["Templates"] = templates_json();
   Json info = {{"Version", ISOLA_VERSION},
                {"Root", g.root},
                {"CgroupMode", modes[static_cast<int>(detect_cgroup_mode())]},
@@ -81,6 +120,7 @@ int cmd_info(const Globals& g, const std::string& format) {
             << "  Accelerator:    " << accel << " (" << why << ")\n"
             << "  Guest kernel:   " << (kernel_version.empty() ? "-" : kernel_version) << "\n";
   for (const std::string& m : missing) std::cout << "  Missing:        " << m << "\n";
+  print_templates(vm["Templates"]);
   return 0;
 }
 

@@ -59,6 +59,11 @@ Result<RunOptions> finish_options(RunArgs& a) {
   if (a.isolation == "process" || a.isolation == "default") o.isolation = Isolation::process;
   else if (a.isolation == "vm" || a.isolation == "hyperv") o.isolation = Isolation::vm;
   else return fail(make_error("run", a.isolation, "unknown --isolation; use process or vm (alias hyperv)"));
+  if (o.vm_boot == "auto") o.vm_boot.clear();
+  if (!o.vm_boot.empty() && o.vm_boot != "cold")
+    return fail(make_error("run", "--vm-boot " + o.vm_boot, "use auto (a VM template when one fits) or cold"));
+  if (!o.vm_boot.empty() && o.isolation != Isolation::vm)
+    return fail(make_error("run", "--vm-boot", "only VM containers boot; add --isolation=vm"));
   for (const std::string& s : a.security_opts) {
     if (s == "no-new-privileges" || s == "no-new-privileges:true" || s == "no-new-privileges=true")
       o.no_new_privileges = true;
@@ -99,6 +104,8 @@ void add_run_flags(CLI::App* cmd, RunArgs& a, bool with_run_only) {
   cmd->add_option("-l,--label", a.labels, "Set a label KEY=VALUE")->allow_extra_args(false);
   cmd->add_flag("--init", a.opts.init, "Run a tiny init as PID 1 that reaps zombies and forwards signals");
   cmd->add_option("--isolation", a.isolation, "process (default) or vm (alias hyperv)");
+  cmd->add_option("--vm-boot", a.opts.vm_boot,
+                  "VM isolation: auto (default: clone a VM template when one fits) or cold (always boot)");
   cmd->add_option("--pull", a.pull, "Pull the image: missing (default), always or never");
   cmd->add_flag("-t,--tty", a.opts.tty, "Allocate a pseudo-terminal");
   cmd->add_flag("-i,--interactive", a.opts.interactive, "Keep stdin open");

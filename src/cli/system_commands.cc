@@ -280,7 +280,7 @@ void add_system_commands(CLI::App& app, Globals& g) {
     std::string format = "table";
   };
   auto a = std::make_shared<Args>();
-  auto* system = app.add_subcommand("system", "Manage isola's store: disk usage, pruning");
+  auto* system = app.add_subcommand("system", "Manage isola's store (disk usage, pruning) and VM templates");
   system->require_subcommand(1);
   auto* df = system->add_subcommand("df", "Show the disk space images and containers use");
   df->add_flag("-v,--verbose", a->verbose, "Show the usage of each image and container");
@@ -290,6 +290,7 @@ void add_system_commands(CLI::App& app, Globals& g) {
   prune->add_flag("-a,--all", a->all, "Remove every image no container uses, not only untagged ones");
   prune->add_flag("-f,--force", a->force, "Do not ask for confirmation");
   prune->callback([&g, a] { g.action = [&g, a] { return cmd_prune(g, a->all, a->force); }; });
+  add_template_commands(*system, g);
 }
 
 }  // namespace isola::cli

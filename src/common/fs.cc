@@ -326,6 +326,13 @@ std::string random_hex(size_t n) {
   return out;
 }
 
+std::string random_uuid() {
+  std::string h = random_hex(32);
+  h[12] = '4';                                     // version 4
+  h[16] = "89ab"[std::string("0123456789abcdef").find(h[16]) & 3];  // the RFC 4122 variant
+  return h.substr(0, 8) + "-" + h.substr(8, 4) + "-" + h.substr(12, 4) + "-" + h.substr(16, 4) + "-" + h.substr(20);
+}
+
 Result<FileLock> FileLock::acquire(const std::string& path, Mode mode) {
   UniqueFd fd = TRY(open_path(path, O_RDWR | O_CREAT, 0600));
   int op = mode == Mode::shared ? LOCK_SH : LOCK_EX;
@@ -333,6 +340,15 @@ Result<FileLock> FileLock::acquire(const std::string& path, Mode mode) {
     if (errno != EINTR) return fail(sys_error("lock", path));
   }
   return FileLock(std::move(fd));
+}
+
+Result<std::optional<FileLock>> FileLock::try_acquire(const std::string& path) {
+  UniqueFd fd = TRY(open_path(path, O_RDWR | O_CREAT, 0600));
+  while (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
+    if (errno == EWOULDBLOCK) return std::optional<FileLock>();
+    if (errno != EINTR) return fail(sys_error("lock", path));
+  }
+  return std::optional<FileLock>(FileLock(std::move(fd)));
 }
 
 }  // namespace isola

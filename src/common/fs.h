@@ -5,6 +5,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -70,12 +71,16 @@ Result<std::string> make_temp_dir(const std::string& parent, const std::string& 
 
 // `n` random lowercase hex characters from getrandom(2).
 std::string random_hex(size_t n);
+// A random (version 4) UUID in lowercase, as /proc/sys/kernel/random/uuid.
+std::string random_uuid();
 
 // An flock(2) held for the object's lifetime.
 class FileLock {
  public:
   enum class Mode { shared, exclusive };
   static Result<FileLock> acquire(const std::string& path, Mode mode);
+  // An exclusive lock if nobody holds one now; nullopt if somebody does.
+  static Result<std::optional<FileLock>> try_acquire(const std::string& path);
   FileLock(FileLock&&) = default;
   FileLock& operator=(FileLock&&) = default;
 

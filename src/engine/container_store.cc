@@ -92,7 +92,9 @@ Json ContainerState::to_json() const {
           {"oom_killed", oom_killed},   {"started_ns", started_ns},
           {"finished_ns", finished_ns}, {"error", error},
           {"accelerator", accelerator}, {"guest_kernel", guest_kernel}, {"boot_ms", boot_ms},
-          {"exec_ms", exec_ms}};
+          {"exec_ms", exec_ms},         {"boot", boot},
+          {"boot_reason", boot_reason}, {"template_key", template_key},
+          {"boot_phases", boot_phases}};
 }
 
 ContainerState ContainerState::from_json(const Json& j) {
@@ -112,6 +114,10 @@ ContainerState ContainerState::from_json(const Json& j) {
   s.guest_kernel = json_string_or(j, "guest_kernel");
   s.boot_ms = j.value("boot_ms", int64_t{0});
   s.exec_ms = j.value("exec_ms", int64_t{0});
+  s.boot = json_string_or(j, "boot");
+  s.boot_reason = json_string_or(j, "boot_reason");
+  s.template_key = json_string_or(j, "template_key");
+  if (auto p = j.find("boot_phases"); p != j.end() && p->is_object()) s.boot_phases = *p;
   return s;
 }
 

@@ -55,6 +55,10 @@ struct ContainerState {
   std::string accelerator, guest_kernel;
   int64_t boot_ms = 0;  // QEMU start to the agent's hello (kernel, modules, agent)
   int64_t exec_ms = 0;  // the create request to the container's process running
+  // How the VM started: "template" (a clone) or "cold"; why cold; the
+  // template's key; each phase of the start in milliseconds.
+  std::string boot, boot_reason, template_key;
+  Json boot_phases = Json::object();
 
   Json to_json() const;
   static ContainerState from_json(const Json& j);

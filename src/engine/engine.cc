@@ -108,7 +108,8 @@ Json run_options_to_json(const RunOptions& o) {
             {"Privileged", o.privileged}, {"CapAdd", o.cap_add},     {"CapDrop", o.cap_drop},
             {"NoNewPrivileges", o.no_new_privileges}, {"Seccomp", o.seccomp}, {"NetworkMode", o.network},
             {"Init", o.init},          {"Tty", o.tty},               {"OpenStdin", o.interactive},
-            {"AutoRemove", o.auto_remove}, {"Labels", o.labels}, {"UsernsMode", o.userns}};
+            {"AutoRemove", o.auto_remove}, {"Labels", o.labels}, {"UsernsMode", o.userns},
+            {"VmBoot", o.vm_boot}};
   if (o.entrypoint) j["Entrypoint"] = *o.entrypoint;
   if (o.memory) j["Memory"] = *o.memory;
   if (o.cpus) j["NanoCpus"] = static_cast<int64_t>(*o.cpus * 1e9);

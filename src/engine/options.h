@@ -46,6 +46,7 @@ struct RunOptions {
   std::map<std::string, std::string> labels;
   bool init = false;
   Isolation isolation = Isolation::process;
+  std::string vm_boot;                   // "" (a template when one fits) or "cold" (--vm-boot)
   bool tty = false, interactive = false, detach = false, auto_remove = false;
 };
 

@@ -23,10 +23,15 @@
 #include "engine/networking.h"
 #include "monitor/monitor.h"
 #include "monitor/session.h"
+#include "runtime/seccomp.h"
+#include "spec/spec.h"
 #include "vm/agent_protocol.h"
 #include "vm/guest.h"
 #include "vm/qemu.h"
+#include "vm/qmp.h"
+#include "vm/template.h"
 #include "vm/vm_spec.h"
+#include "vm/worker.h"
 
 namespace isola {
 
@@ -35,6 +40,7 @@ namespace {
 constexpr int kBootTimeoutMs = 180000;  // TCG on a loaded machine is slow
 constexpr uint32_t kInitStream = 1;
 constexpr int kQemuTapFd = 3;  // the tap's descriptor number in QEMU
+constexpr int kQemuRamFd = 4;  // a template maker's RAM (memfd) in QEMU
 
 int64_t mono_ms() {
   struct timespec ts;
@@ -50,20 +56,6 @@ std::string console_tail(const std::string& path) {
   return " (guest console: ..." + t + ")";
 }
 
-// QEMU runs as root only because 9p's passthrough model must create files
-// with the guest's owners and modes. Keep just the capabilities that needs;
-// everything else (admin, modules, ptrace, raw I/O, ...) is gone from its
-// bounding set, so its root cannot have them, and it can never gain any.
-void drop_worker_privileges() {
-  static const int keep[] = {CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER,
-                             CAP_FSETID, CAP_MKNOD,       CAP_SETGID,          CAP_SETUID};
-  for (int cap = 0; cap <= 63; ++cap) {
-    if (std::find(std::begin(keep), std::end(keep), cap) != std::end(keep)) continue;
-    if (::prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 && errno == EINVAL) break;  // past the last one
-  }
-  ::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
-}
-
 class VmMonitor {
  public:
   VmMonitor(ContainerStore store, ContainerRecord rec, Json spec, bool wait_for_attach)
@@ -74,7 +66,17 @@ class VmMonitor {
   pid_t worker_pid() const { return qemu_; }
 
  private:
-  Result<void> start_qemu(const VmConfig& config, const UniqueFd& tap);
+  struct Boot {
+    std::string mode, reason, template_key;
+    Json phases;
+  };
+  std::string cold_reason() const;
+  Result<AgentFrame> boot(VmConfig& config, const UniqueFd& tap);
+  Result<AgentFrame> boot_cold(VmConfig config, const UniqueFd& tap, TemplateMaker* maker);
+  Result<AgentFrame> boot_clone(VmConfig config, const UniqueFd& tap, const TemplateInfo& t);
+  Result<void> start_worker(const VmConfig& config, const UniqueFd& tap, int memory_fd);
+  Result<void> connect_agent(const VmConfig& config);
+  void stop_worker();
   Result<AgentFrame> wait_frame(int timeout_ms);
   Result<void> create_container();
   Result<void> send(AgentMsg type, uint32_t stream, std::string_view payload);
@@ -103,49 +105,12 @@ class VmMonitor {
   ContainerState state_;
   ContainerNetwork net_;
   std::optional<VmNetwork> nic_;  // the guest's NIC, from the container's first network
+  Boot boot_;
+  bool agent_reported_exit_ = false;
 };
 
 Result<void> VmMonitor::send(AgentMsg type, uint32_t stream, std::string_view payload) {
   return write_agent_frame(agent_.get(), type, stream, payload);
-}
-
-Result<void> VmMonitor::start_qemu(const VmConfig& config, const UniqueFd& tap) {
-  std::vector<std::string> args = qemu_command(config);
-  log_debug("qemu: {}", [&] {
-    std::string s;
-    for (const auto& a : args) s += a + " ";
-    return s;
-  }());
-  UniqueFd out = TRY(open_path(store_.console_path(rec_.id) + ".qemu", O_WRONLY | O_CREAT | O_TRUNC, 0600));
-  pid_t pid = ::fork();
-  if (pid < 0) return fail(sys_error("fork"));
-  if (pid == 0) {
-    // The worker dies with its monitor: nobody else would stop the VM.
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
-    sigset_t none;
-    sigemptyset(&none);
-    ::sigprocmask(SIG_SETMASK, &none, nullptr);
-    drop_worker_privileges();
-    ::dup2(out.get(), 1);
-    ::dup2(out.get(), 2);
-    int null = ::open("/dev/null", O_RDONLY);
-    ::dup2(null, 0);
-    // The tap is the one descriptor QEMU inherits beyond stdio.
-    int keep = 3;
-    if (tap) {
-      if (tap.get() != kQemuTapFd) ::dup2(tap.get(), kQemuTapFd);  // the copy is not close-on-exec
-      else ::fcntl(kQemuTapFd, F_SETFD, 0);
-      keep = kQemuTapFd + 1;
-    }
-    ::close_range(static_cast<unsigned>(keep), ~0U, 0);
-    std::vector<char*> argv;
-    for (std::string& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    ::execvp(argv[0], argv.data());
-    ::_exit(127);
-  }
-  qemu_ = pid;
-  return {};
 }
 
 Result<AgentFrame> VmMonitor::wait_frame(int timeout_ms) {
@@ -187,7 +152,7 @@ Result<void> VmMonitor::prepare() {
   config.shares = plan.shares;
   config.agent_socket = ContainerStore::agent_socket_path(rec_.id);
   config.console_log = store_.console_path(rec_.id);
-  // The monitor's copy closes once QEMU has its own.
+  if (const char* extra = std::getenv("ISOLA_VM_KERNEL_ARGS")) config.kernel_args = extra;
   // A NIC on the container's first network: a tap on its bridge that lasts
   // as long as QEMU holds it. (One NIC: VMs are on one network.)
   net_ = TRY(load_container_network(store_, rec_.id));
@@ -213,27 +178,10 @@ Result<void> VmMonitor::prepare() {
   sigfd_.reset(::signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK));
   if (!sigfd_) return fail(sys_error("signalfd"));
 
-  ::unlink(config.agent_socket.c_str());
   int64_t t0 = mono_ms();
-  trace("vm: starting QEMU");
-  TRYV(start_qemu(config, tap));
+  AgentFrame hello = TRY(boot(config, tap));
+  // The monitor's copy of the tap closes once QEMU has its own.
   tap.reset();
-  // QEMU creates the channel's socket as it starts.
-  for (int i = 0; i < 500 && !agent_; ++i) {
-    auto fd = unix_connect(config.agent_socket, SOCK_STREAM, "the VM's agent channel");
-    if (fd) agent_ = std::move(*fd);
-    else ::usleep(10000);
-    int status;
-    if (::waitpid(qemu_, &status, WNOHANG) == qemu_) {
-      qemu_gone_ = true;
-      return fail(make_error("start the VM", "qemu-system-x86_64",
-                             "it exited at once" + console_tail(config.console_log + ".qemu")));
-    }
-  }
-  if (!agent_) return fail(make_error("start the VM", config.agent_socket, "QEMU did not open the agent channel"));
-  AgentFrame hello = TRY(wait_frame(kBootTimeoutMs));
-  if (hello.type != AgentMsg::hello) return fail(make_error("start the VM", rec_.name, "the agent did not say hello"));
-  trace("vm: agent said hello");
   Json h = TRY(parse_json(hello.payload, "agent hello"));
   if (json_int_or(h, "version", 0) != static_cast<int64_t>(kAgentProtocolVersion))
     return fail(make_error("start the VM", rec_.name, "the guest agent speaks another protocol version"));
@@ -250,8 +198,153 @@ Result<void> VmMonitor::prepare() {
   state_.accelerator = config.accel;
   state_.guest_kernel = json_string_or(h, "kernel", config.assets.kernel_version);
   state_.boot_ms = mono_ms() - t0;
+  state_.boot = boot_.mode;
+  state_.boot_reason = boot_.reason;
+  state_.template_key = boot_.template_key;
+  state_.boot_phases = boot_.phases;
   if (!wait_for_attach_) TRYV(create_container());
   return store_.write_state(rec_.id, state_);
+}
+
+// Why this container boots cold whatever templates there are ("" if it
+// need not).
+std::string VmMonitor::cold_reason() const {
+  if (json_string_or(rec_.options, "VmBoot") == "cold") return "the container asked for it (--vm-boot=cold)";
+  return templates_off_reason();
+}
+
+// A clone of a template that fits, else a cold boot (which leaves a
+// template behind when it may). A clone that fails on the way becomes a
+// cold boot, and its template goes: a template that cannot be loaded
+// never will be.
+Result<AgentFrame> VmMonitor::boot(VmConfig& config, const UniqueFd& tap) {
+  std::string reason = cold_reason();
+  const bool templates = reason.empty();
+  TemplateKey key = template_key(config);
+  if (templates) {
+    if (auto t = find_template(key.id)) {
+      auto hello = boot_clone(config, tap, *t);
+      if (hello) return hello;
+      log_warn("VM template {} failed, booting cold: {}", t->key, hello.error().message());
+      stop_worker();
+      (void)remove_template(t->key);
+      reason = "the template could not be used: " + hello.error().message();
+    } else {
+      reason = "no template for this VM shape yet";
+    }
+  }
+  std::optional<TemplateMaker> maker;
+  if (templates) {
+    if (auto m = TemplateMaker::begin(key, config.memory_mb)) maker = std::move(*m);
+    else log_warn("cannot make a VM template: {}", m.error().message());
+  }
+  boot_ = Boot{"cold", reason, maker ? key.id : "", Json::object()};
+  return boot_cold(config, tap, maker ? &*maker : nullptr);
+}
+
+Result<AgentFrame> VmMonitor::boot_cold(VmConfig config, const UniqueFd& tap, TemplateMaker* maker) {
+  if (maker) {
+    config.memory_fd = kQemuRamFd;
+    config.memory_shared = true;
+    config.qmp_socket = ContainerStore::run_dir(rec_.id) + "/qmp.sock";
+  }
+  int64_t t0 = mono_ms();
+  TRYV(start_worker(config, tap, maker ? maker->memory_fd() : -1));
+  std::optional<Qmp> qmp;
+  if (maker) {
+    auto q = Qmp::connect(config.qmp_socket, qemu_, 30000);
+    if (!q) return fail(q.error().context("start the VM"));
+    qmp = std::move(*q);
+  }
+  TRYV(connect_agent(config));
+  AgentFrame hello = TRY(wait_frame(kBootTimeoutMs));
+  if (hello.type != AgentMsg::hello) return fail(make_error("start the VM", rec_.name, "the agent did not say hello"));
+  trace("vm: agent said hello");
+  boot_.phases["boot"] = mono_ms() - t0;
+  if (maker) {
+    // The guest is exactly what every VM of this shape is at this point:
+    // save it. The container's start waits for this (the save, a copy of
+    // the guest's RAM on tmpfs), then the VM goes on.
+    auto saved = maker->save(*qmp);
+    if (saved) {
+      boot_.phases["template_save"] = json_int_or(*saved, "save", 0);
+      boot_.phases["template_copy"] = json_int_or(*saved, "copy", 0);
+      trace("vm: template saved");
+    } else {
+      log_warn("could not save a VM template: {}", saved.error().message());
+      boot_.template_key.clear();
+    }
+    if (auto r = qmp->execute("cont"); !r) return fail(r.error().context("resume the VM after saving a template"));
+  }
+  return hello;
+}
+
+Result<AgentFrame> VmMonitor::boot_clone(VmConfig config, const UniqueFd& tap, const TemplateInfo& t) {
+  boot_ = Boot{"template", "", t.key, Json::object()};
+  config.memory_file = t.memory_path();
+  config.memory_shared = false;
+  config.qmp_socket = ContainerStore::run_dir(rec_.id) + "/qmp.sock";
+  config.incoming = true;
+  int64_t t0 = mono_ms();
+  TRYV(start_worker(config, tap, -1));
+  Qmp qmp = TRY(Qmp::connect(config.qmp_socket, qemu_, 30000));
+  int64_t t1 = mono_ms();
+  TRYV(load_template(qmp, t));
+  int64_t t2 = mono_ms();
+  // The agent's channel is connected before the guest runs, so the guest
+  // finds its host there when it wakes.
+  TRYV(connect_agent(config));
+  TRY(qmp.execute("cont"));
+  // From here on this clone is a machine of its own: fresh randomness,
+  // the host's clock, its own boot ID.
+  std::string entropy = random_hex(128);
+  Json wake = {{"entropy", entropy}, {"realtime_ns", now_ns()}, {"boot_id", random_uuid()}};
+  TRYV(send(AgentMsg::wake, 0, wake.dump()));
+  AgentFrame hello = TRY(wait_frame(30000));
+  if (hello.type == AgentMsg::error) return fail(read_error_report(hello.payload).context("wake the clone"));
+  if (hello.type != AgentMsg::hello) return fail(make_error("wake the clone", rec_.name, "the agent did not answer"));
+  trace("vm: clone awake");
+  boot_.phases["qemu_start"] = t1 - t0;
+  boot_.phases["load_state"] = t2 - t1;
+  boot_.phases["wake"] = mono_ms() - t2;
+  return hello;
+}
+
+Result<void> VmMonitor::start_worker(const VmConfig& config, const UniqueFd& tap, int memory_fd) {
+  ::unlink(config.agent_socket.c_str());
+  if (!config.qmp_socket.empty()) ::unlink(config.qmp_socket.c_str());
+  reader_ = AgentFrameReader();
+  agent_.reset();
+  trace("vm: starting QEMU");
+  qemu_ = TRY(spawn_worker(config, tap ? tap.get() : -1, memory_fd, store_.console_path(rec_.id) + ".qemu"));
+  qemu_gone_ = false;
+  return {};
+}
+
+// QEMU creates the channel's socket as it starts.
+Result<void> VmMonitor::connect_agent(const VmConfig& config) {
+  for (int i = 0; i < 500 && !agent_; ++i) {
+    auto fd = unix_connect(config.agent_socket, SOCK_STREAM, "the VM's agent channel");
+    if (fd) agent_ = std::move(*fd);
+    else ::usleep(10000);
+    int status;
+    if (::waitpid(qemu_, &status, WNOHANG) == qemu_) {
+      qemu_gone_ = true;
+      return fail(make_error("start the VM", "qemu-system-x86_64",
+                             "it exited at once" + console_tail(config.console_log + ".qemu")));
+    }
+  }
+  if (!agent_) return fail(make_error("start the VM", config.agent_socket, "QEMU did not open the agent channel"));
+  return {};
+}
+
+void VmMonitor::stop_worker() {
+  if (qemu_ > 0 && !qemu_gone_) {
+    ::kill(qemu_, SIGKILL);
+    ::waitpid(qemu_, nullptr, 0);
+  }
+  qemu_gone_ = true;
+  agent_.reset();
 }
 
 Result<void> VmMonitor::create_container() {
@@ -263,6 +356,20 @@ Result<void> VmMonitor::create_container() {
   Json create = {{"spec", spec_},           {"shares", shares}, {"tty", rec_.tty},
                  {"interactive", rec_.interactive}, {"rows", rows_},    {"cols", cols_}};
   if (nic_) create["network"] = {{"mac", nic_->mac}, {"address", nic_->address}, {"gateway", nic_->gateway}};
+  // The filter is compiled here, where it is fast and cached, not in the
+  // guest, where compiling runs under emulation.
+  RuntimeSpec guest_spec = TRY(RuntimeSpec::from_json(spec_));
+  if (guest_spec.linux.seccomp) {
+    std::string bytes = seccomp_program_bytes(TRY(compile_seccomp(*guest_spec.linux.seccomp)));
+    static const char digits[] = "0123456789abcdef";
+    std::string hex;
+    hex.reserve(bytes.size() * 2);
+    for (unsigned char c : bytes) {
+      hex += digits[c >> 4];
+      hex += digits[c & 15];
+    }
+    create["seccomp_bpf"] = std::move(hex);
+  }
   int64_t t0 = mono_ms();
   TRYV(send(AgentMsg::create, kInitStream, create.dump()));
   for (;;) {
@@ -316,6 +423,7 @@ void VmMonitor::on_agent_frame(const AgentFrame& f) {
     case AgentMsg::exit: {
       ExitReport exit = read_exit_report(f.payload);
       if (f.stream == kInitStream) {
+        agent_reported_exit_ = true;
         finish(exit.exit_code, exit.oom_killed, "");
       } else if (Client* c = client_for(f.stream)) {
         queue_frame(*c, FrameType::exit, Json{{"exit_code", exit.exit_code}}.dump());
@@ -404,8 +512,15 @@ void VmMonitor::finish(int exit_code, bool oom, const std::string& error) {
   state_.oom_killed = oom;
   state_.error = error;
   state_.finished_ns = now_ns();
-  // The agent powers the VM off after the init's exit frame; otherwise (a
-  // start that failed) ask it to, and make sure the VM goes either way.
+  // Once the agent has reported the init's exit it has synced the guest
+  // and nothing in it matters: the VM ends at once, instead of powering
+  // off. Otherwise (a start that failed) ask the agent to power off, and
+  // make sure the VM goes either way.
+  if (!qemu_gone_ && agent_reported_exit_) {
+    ::kill(qemu_, SIGKILL);
+    ::waitpid(qemu_, nullptr, 0);
+    qemu_gone_ = true;
+  }
   if (!qemu_gone_ && agent_) (void)send(AgentMsg::shutdown, 0, "{}");
   if (!qemu_gone_) {
     for (int i = 0; i < 100; ++i) {

@@ -34,6 +34,8 @@ struct Bundle {
 
 // The annotation that selects the isolation level per container.
 inline constexpr const char* kIsolationAnnotation = "io.isola.isolation";
+// "cold": the VM boots even when a VM template fits (isola run --vm-boot=cold).
+inline constexpr const char* kVmBootAnnotation = "io.isola.vm.boot";
 
 struct BundleOptions {
   std::string id;

@@ -25,6 +25,7 @@
 #include "monitor/monitor.h"
 #include "monitor/session.h"
 #include "monitor/session_client.h"
+#include "ociruntime/bundle.h"
 #include "runtime/cgroup.h"
 #include "runtime/container.h"
 #include "runtime/security.h"
@@ -179,6 +180,11 @@ Result<Prepared> prepare_vm(const KeeperRequest& req) {
   rec.interactive = true;
   rec.keep_log = false;
   rec.created_ns = now_ns();
+  if (auto boot = spec.annotations.find(kVmBootAnnotation); boot != spec.annotations.end()) {
+    if (boot->second != "cold" && boot->second != "auto")
+      return fail(make_error("annotation", kVmBootAnnotation, "\"" + boot->second + "\" is not a boot mode: use auto or cold"));
+    rec.options = Json{{"VmBoot", boot->second == "cold" ? "cold" : ""}};
+  }
   rec = TRY(store.create(rec));
   std::string etc = store.etc_dir(rec.id);
   TRYV(mkdir_p(etc, 0755));

@@ -19,6 +19,7 @@
 #include <charconv>
 #include <cstdio>
 #include <cstring>
+#include <map>
 #include <optional>
 #include <string_view>
 
@@ -485,10 +486,32 @@ std::string& cache_dir_setting() {
 const std::string& seccomp_cache_dir() { return cache_dir_setting(); }
 void set_seccomp_cache_dir(std::string dir) { cache_dir_setting() = std::move(dir); }
 
+namespace {
+// Programs handed over to this process (remember_seccomp), by their source.
+std::map<std::string, SeccompProgram>& remembered() {
+  static std::map<std::string, SeccompProgram> programs;
+  return programs;
+}
+}  // namespace
+
+Result<void> remember_seccomp(const SeccompSpec& seccomp, SeccompProgram program) {
+  if (auto r = parse_program(seccomp_program_bytes(program), "seccomp program"); !r) return fail(r.error());
+  remembered()[cache_source(seccomp)] = std::move(program);
+  return {};
+}
+
+std::string seccomp_program_bytes(const SeccompProgram& program) {
+  return std::string(reinterpret_cast<const char*>(program.insns.data()), program.insns.size() * sizeof(sock_filter));
+}
+
+Result<SeccompProgram> seccomp_program_from_bytes(std::string_view bytes) {
+  return parse_program(bytes, "seccomp program");
+}
+
 Result<SeccompProgram> compile_seccomp(const SeccompSpec& seccomp, const std::string& cache_dir) {
-  std::string source, cached;
+  std::string source = cache_source(seccomp), cached;
+  if (auto it = remembered().find(source); it != remembered().end()) return it->second;
   if (!cache_dir.empty()) {
-    source = cache_source(seccomp);
     cached = path_join(cache_dir, cache_name(source));
     if (auto p = read_cached(cached, source)) return std::move(*p);
   }

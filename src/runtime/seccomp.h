@@ -52,6 +52,16 @@ void set_seccomp_cache_dir(std::string dir);
 // same profile is read from there, and a new one is stored.
 Result<SeccompProgram> compile_seccomp(const SeccompSpec& seccomp, const std::string& cache_dir = kSeccompCacheDir);
 
+// Makes compile_seccomp return `program` for `seccomp` in this process
+// without compiling: a VM's host compiles the container's filter (fast,
+// and cached on the host) and its guest agent, where compiling under
+// emulation costs tens of milliseconds, takes the result. The program
+// must be a whole number of instructions within the kernel's limit.
+Result<void> remember_seccomp(const SeccompSpec& seccomp, SeccompProgram program);
+// The program's bytes as the kernel reads them, and back.
+std::string seccomp_program_bytes(const SeccompProgram& program);
+Result<SeccompProgram> seccomp_program_from_bytes(std::string_view bytes);
+
 // Loads a compiled program into the calling process; allocates nothing.
 // Does not set no_new_privs: without it and without CAP_SYS_ADMIN the kernel
 // refuses (EACCES) and the error says so.

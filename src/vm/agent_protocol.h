@@ -40,6 +40,11 @@ enum class AgentMsg : uint8_t {
   ps_reply = 13,  // agent → host, stream 0: {"titles":[…],"processes":[[…],…]}
   shutdown = 14,  // host → agent, stream 0: kill everything, sync, power off
   error = 15,     // either way: {"errno":E,"op":"…","message":"…"} (stream of the request)
+  // host → agent, stream 0, to a clone of a VM template before anything
+  // else: {"entropy":"<hex>","realtime_ns":N,"boot_id":"<uuid>"}; the agent
+  // reseeds the kernel's random generator, sets the clock, keeps the boot
+  // ID for the container and answers with a hello.
+  wake = 16,
 };
 
 struct AgentFrame {

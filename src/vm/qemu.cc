@@ -54,10 +54,17 @@ std::vector<std::string> qemu_command(const VmConfig& c) {
   auto add = [&](std::initializer_list<std::string> items) { a.insert(a.end(), items); };
   add({"-name", "isola-vm-" + c.id.substr(0, 12) + ",process=" + vm_process_name(c.id)});
   // rtc=off would cost the guest two one-second waits for a clock.
-  add({"-M", "microvm,x-option-roms=off,rtc=on"});
+  std::string machine = "microvm,x-option-roms=off,rtc=on";
+  const std::string mem_path =
+      c.memory_fd >= 0 ? "/proc/self/fd/" + std::to_string(c.memory_fd) : c.memory_file;
+  if (!mem_path.empty()) machine += ",memory-backend=mem0";
+  add({"-M", machine});
   if (c.accel == "kvm") add({"-accel", "kvm", "-cpu", "host"});
   else add({"-accel", "tcg"});
   add({"-m", std::to_string(c.memory_mb) + "M", "-smp", std::to_string(c.cpus)});
+  if (!mem_path.empty())
+    add({"-object", "memory-backend-file,id=mem0,size=" + std::to_string(c.memory_mb) + "M,mem-path=" + mem_path +
+                        ",share=" + (c.memory_shared ? "on" : "off")});
   add({"-nodefaults", "-no-user-config", "-nographic", "-no-reboot"});
   // Nothing QEMU needs at run time calls for more than this.
   add({"-sandbox", "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"});
@@ -69,6 +76,7 @@ std::vector<std::string> qemu_command(const VmConfig& c) {
       "console=ttyS0 quiet loglevel=1 panic=-1 reboot=t tsc=reliable no_timer_check cryptomgr.notests "
       "i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd rdinit=/init";
   if (c.accel != "kvm" && c.tsc_khz > 0) append += " tsc_early_khz=" + std::to_string(c.tsc_khz);
+  if (!c.kernel_args.empty()) append += " " + c.kernel_args;
   add({"-append", append});
   add({"-serial", "file:" + c.console_log});
   add({"-device", "virtio-serial-device"});
@@ -88,6 +96,8 @@ std::vector<std::string> qemu_command(const VmConfig& c) {
     add({"-netdev", "tap,id=net0,fd=" + std::to_string(c.tap_fd) + ",vhost=off"});
     add({"-device", "virtio-net-device,netdev=net0,mac=" + c.network->mac});
   }
+  if (!c.qmp_socket.empty()) add({"-qmp", "unix:" + c.qmp_socket + ",server=on,wait=off"});
+  if (c.incoming) add({"-S", "-incoming", "defer"});
   return a;
 }
 

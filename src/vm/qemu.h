@@ -34,6 +34,15 @@ struct VmConfig {
   uint64_t tsc_khz = 0;       // the host's TSC rate, told to a TCG guest
   std::optional<VmNetwork> network;  // a NIC on `tap_fd`
   int tap_fd = -1;            // the tap's descriptor number in QEMU's process
+  std::string kernel_args;    // appended to the guest's command line ($ISOLA_VM_KERNEL_ARGS)
+  // Templates (vm/template.h): guest RAM in a file instead of anonymous
+  // memory, shared (a template being made) or private (a clone), a QMP
+  // socket, and -incoming defer for a clone.
+  std::string memory_file;     // or:
+  int memory_fd = -1;          // the RAM is this descriptor in QEMU's process
+  bool memory_shared = false;
+  std::string qmp_socket;
+  bool incoming = false;
 };
 
 // The host's TSC frequency in kHz (measured once, cached in /run/isola).

@@ -191,6 +191,48 @@ TEST(AgentRequests, FramesTheHostMaySend) {
     EXPECT_FALSE(ok(t, 1)) << frame_type_name(t);
 }
 
+TEST(AgentRequests, WakeReadsEntropyClockAndBootId) {
+  const std::string entropy(64, 'a');
+  Json ok = {{"entropy", entropy + "0f"}, {"realtime_ns", 1700000000000000000}, {"boot_id", "0123abcd-4567-89ab-cdef-0123456789ab"}};
+  auto req = parse_wake_request(ok.dump());
+  ASSERT_TRUE(req) << req.error().message();
+  EXPECT_EQ(req->entropy.size(), 33u);
+  EXPECT_EQ(req->entropy.back(), '\x0f');
+  EXPECT_EQ(req->realtime_ns, 1700000000000000000);
+  EXPECT_EQ(req->boot_id, "0123abcd-4567-89ab-cdef-0123456789ab");
+  auto with = [&](const char* key, Json value) {
+    Json j = ok;
+    j[key] = std::move(value);
+    return bool(parse_wake_request(j.dump()));
+  };
+  EXPECT_FALSE(with("entropy", "abcd"));                 // too little
+  EXPECT_FALSE(with("entropy", entropy + "0"));          // half a byte
+  EXPECT_FALSE(with("entropy", std::string(64, 'A')));   // not lowercase hex
+  EXPECT_FALSE(with("entropy", std::string(1026, 'a'))); // too much
+  EXPECT_FALSE(with("realtime_ns", 0));
+  EXPECT_FALSE(with("realtime_ns", "now"));
+  EXPECT_FALSE(with("boot_id", "0123abcd-4567-89ab-cdef-0123456789a"));
+  EXPECT_FALSE(with("boot_id", "0123abcd-4567-89ab-cdef/0123456789ab"));
+  EXPECT_FALSE(parse_wake_request("[]"));
+  EXPECT_TRUE(check_host_frame(AgentFrame{AgentMsg::wake, 0, {}}));
+  EXPECT_FALSE(check_host_frame(AgentFrame{AgentMsg::wake, 1, {}}));
+}
+
+TEST(AgentRequests, CreateTakesAFilterTheHostCompiled) {
+  Json spec = minimal_spec();
+  spec["linux"]["seccomp"] = {{"defaultAction", "SCMP_ACT_ALLOW"}};
+  std::string one_insn(16, '0');  // one sock_filter: 8 bytes
+  auto req = parse_create_request(Json{{"spec", spec}, {"seccomp_bpf", one_insn + one_insn}}.dump());
+  ASSERT_TRUE(req) << req.error().message();
+  ASSERT_TRUE(req->seccomp_program);
+  EXPECT_EQ(req->seccomp_program->insns.size(), 2u);
+  EXPECT_FALSE(parse_create_request(Json{{"spec", spec}, {"seccomp_bpf", "00ff00"}}.dump()));  // not whole insns
+  EXPECT_FALSE(parse_create_request(Json{{"spec", spec}, {"seccomp_bpf", "xyz"}}.dump()));
+  EXPECT_FALSE(parse_create_request(Json{{"spec", spec}, {"seccomp_bpf", ""}}.dump()));
+  // A program for a spec without a filter is a host's mistake.
+  EXPECT_FALSE(parse_create_request(Json{{"spec", minimal_spec()}, {"seccomp_bpf", one_insn}}.dump()));
+}
+
 TEST(AgentRequests, Payloads) {
   Error e = sys_error(ENOENT, "exec", "nosuch");
   e.exit_code = 127;
@@ -592,6 +634,30 @@ TEST_F(AgentContainer, RunsExecsSignalsAndReportsExit) {
   for (int i = 0; i < 100 && host.agent().step(20);) ++i;
   EXPECT_TRUE(host.agent().done());
   EXPECT_EQ(host.agent().init_exit_code(), 137);
+}
+
+TEST_F(AgentContainer, AWokenCloneGivesTheContainerItsOwnBootId) {
+  TempDir state;
+  AgentOptions opts;
+  opts.state_dir = state.path();
+  Host host(std::move(opts));
+  ASSERT_TRUE(host.ok());
+  const std::string boot_id = "0123abcd-4567-49ab-8def-0123456789ab";
+  host.send(AgentMsg::wake, 0,
+            Json{{"entropy", std::string(64, '7')}, {"realtime_ns", 1700000000000000000}, {"boot_id", boot_id}}.dump());
+  auto hello = host.expect(AgentMsg::hello, 0);
+  ASSERT_TRUE(hello);
+  EXPECT_EQ(Json::parse(hello->payload)["version"], 1);
+  host.send(AgentMsg::create, 1,
+            Json{{"spec", container_spec(dir_.path(), {"cat", "/proc/sys/kernel/random/boot_id"})}}.dump());
+  ASSERT_TRUE(host.expect(AgentMsg::started, 1));
+  auto exited = host.expect(AgentMsg::exit, 1);
+  ASSERT_TRUE(exited);
+  EXPECT_EQ(Json::parse(exited->payload)["exit_code"], 0);
+  EXPECT_EQ(host.out[1], boot_id + "\n");
+  auto host_boot_id = read_file("/proc/sys/kernel/random/boot_id");
+  ASSERT_TRUE(host_boot_id);
+  EXPECT_NE(*host_boot_id, boot_id + "\n");
 }
 
 TEST_F(AgentContainer, InteractiveTerminalInitAndResize) {

@@ -3,6 +3,7 @@
 // (/proc/self/status, errno of refused calls) through a pipe.
 #include <fcntl.h>
 #include <linux/sched.h>
+#include <linux/seccomp.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/mount.h>
@@ -463,6 +464,33 @@ TEST(Seccomp, ParsesAndAppliesADockerProfile) {
   EXPECT_EQ(m["getsid"], std::to_string(EPERM));
   EXPECT_EQ(m["getuid"], std::to_string(EPERM));
   EXPECT_EQ(m["getgid"], "ok");
+}
+
+TEST(Seccomp, AProgramHandedOverIsUsedInsteadOfCompiling) {
+  SeccompSpec profile = default_seccomp_profile();
+  profile.syscalls.pop_back();  // a profile no other test compiles
+  auto compiled = compile_seccomp(profile, "");
+  ASSERT_TRUE(compiled);
+  // What a VM's host sends: the bytes, read back as a program.
+  auto bytes = seccomp_program_bytes(*compiled);
+  EXPECT_EQ(bytes.size(), compiled->insns.size() * sizeof(sock_filter));
+  auto back = seccomp_program_from_bytes(bytes);
+  ASSERT_TRUE(back);
+  EXPECT_EQ(back->insns.size(), compiled->insns.size());
+  EXPECT_FALSE(seccomp_program_from_bytes(bytes.substr(1)));
+  EXPECT_FALSE(seccomp_program_from_bytes(""));
+  // A handed-over program for that profile is what compile returns.
+  SeccompProgram marker;
+  marker.insns.assign(3, sock_filter{BPF_RET | BPF_K, 0, 0, SECCOMP_RET_ALLOW});
+  ASSERT_TRUE(remember_seccomp(profile, marker));
+  auto again = compile_seccomp(profile, "");
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->insns.size(), 3u);
+  // Other profiles are still compiled.
+  auto other = compile_seccomp(default_seccomp_profile(), "");
+  ASSERT_TRUE(other);
+  EXPECT_NE(other->insns.size(), 3u);
+  EXPECT_FALSE(remember_seccomp(profile, SeccompProgram{}));  // no instructions
 }
 
 TEST(Seccomp, CompiledProgramsAreCachedByTheirWholeProfile) {
