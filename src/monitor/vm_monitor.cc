@@ -145,6 +145,7 @@ Result<void> VmMonitor::prepare() {
   VmConfig config;
   config.id = rec_.id;
   config.assets = TRY(prepare_guest_assets(agent));
+  trace("vm: guest assets ready");
   config.accel = detect_accelerator();
   if (config.accel != "kvm") config.tsc_khz = host_tsc_khz();
   config.memory_mb = plan.memory_mb;
@@ -221,6 +222,7 @@ Result<AgentFrame> VmMonitor::boot(VmConfig& config, const UniqueFd& tap) {
   std::string reason = cold_reason();
   const bool templates = reason.empty();
   TemplateKey key = template_key(config);
+  trace("vm: template looked up");
   if (templates) {
     if (auto t = find_template(key.id)) {
       auto hello = boot_clone(config, tap, *t);
