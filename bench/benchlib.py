@@ -74,6 +74,30 @@ def pss_kib(pid):
     return sum(int(line.split()[1]) for line in text.splitlines() if line.startswith("Pss:"))
 
 
+def private_tmpfs(path, size="2g"):
+    """A tmpfs of the benchmark's own at `path` (Workdir.cleanup unmounts it)."""
+    path.mkdir(mode=0o700)
+    run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(path)])
+    return path
+
+
+def trace_phases(trace):
+    """The phase names an ISOLA_TRACE file holds (lines: ns pid phase)."""
+    return [line.split(" ", 2)[2] for line in Path(trace).read_text().splitlines() if line.count(" ") >= 2]
+
+
+def boot_of_trace(trace):
+    """How a traced VM start came up: "template" when a clone woke, "cold"
+    when a booted guest's agent said hello (a clone that failed and fell
+    back to a cold boot never reaches "clone awake"), None otherwise."""
+    phases = trace_phases(trace)
+    if "vm: clone awake" in phases:
+        return "template"
+    if "vm: agent said hello" in phases:
+        return "cold"
+    return None
+
+
 def children_named(comm):
     out = run(["pgrep", "-x", comm], check=False).stdout.split()
     return [int(p) for p in out]

@@ -94,7 +94,18 @@ void handle_host_frame(const AgentFrame& f) {
       if (req->network)
         for (const NamespaceSpec& ns : req->spec.linux.namespaces) FUZZ_CHECK(ns.type != "network");
       if (req->realtime_ns) FUZZ_CHECK(*req->realtime_ns > 0);
+      if (req->seccomp_program) {
+        FUZZ_CHECK(req->spec.linux.seccomp.has_value());
+        FUZZ_CHECK(!req->seccomp_program->insns.empty() && req->seccomp_program->insns.size() <= 4096);
+      }
       check_spec_round_trip(req->spec);
+      return;
+    }
+    case AgentMsg::wake: {
+      auto req = agent::parse_wake_request(f.payload);
+      if (!req) return check_error_payload(req.error());
+      FUZZ_CHECK(req->entropy.size() >= 32 && req->entropy.size() <= 512);
+      FUZZ_CHECK(req->realtime_ns > 0 && req->boot_id.size() == 36);
       return;
     }
     case AgentMsg::exec: {

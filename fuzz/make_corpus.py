@@ -257,6 +257,12 @@ def protocol_seeds():
         + agent_frame(15, 3, '{"errno":2,"op":"exec","message":"no such file"}'))
     put("agent_protocol", "wrong-stream", agent_frame(2, 0, "{}") + agent_frame(10, 0, '{"signal":9}'))
     put("agent_protocol", "bad-type", agent_frame(99, 1, ""))
+    put("agent_protocol", "wake", agent_frame(16, 0, dumps({"entropy": "5a" * 64, "realtime_ns": 1796593263000000000,
+                                                             "boot_id": "0123abcd-4567-49ab-8def-0123456789ab"})))
+    seccomp_create = dict(create, spec=dict(spec, linux=dict(spec.get("linux", {}),
+                                                               seccomp={"defaultAction": "SCMP_ACT_ALLOW"})))
+    seccomp_create["seccomp_bpf"] = "0600000000000000" + "06000000ffff0000"
+    put("agent_protocol", "create-seccomp", agent_frame(2, 1, dumps(seccomp_create)))
     put("agent_protocol", "too-large", struct.pack("<BII", 5, 1, (1 << 20) + 1))
     put("agent_protocol", "partial", agent_frame(9, 1, '{"rows":24,"cols":80}')[:12])
 

@@ -116,3 +116,26 @@ def test_ctr_task_exec_ps_kill(ctr, case):
         ctr("task", "delete", "-f", name)
         ctr("container", "delete", name)
     assert all(not Path(f"/proc/{p}").exists() for p in pids), "the task's processes outlived it"
+
+
+def test_ctr_vm_tasks_are_clones_of_a_vm_template(ctr):
+    """isola-runtime drives the same VM monitor as isola run: once a VM of
+    this shape has booted (and left a template), the next ones are clones."""
+    flags = run_flags(("vm", "isola-vm"))
+    res = ctr("run", "--rm", *flags, IMAGE, f"t-{uuid.uuid4().hex[:10]}", "true")
+    assert res.returncode == 0, describe(res) + ctr.log_tail()
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    ctr("run", "-d", *flags, IMAGE, name, "sleep", "1000", check=True)
+    try:
+        pids = [line.split()[0] for line in ctr("task", "ps", name, check=True).stdout.splitlines()[1:]]
+        commands = [Path(f"/proc/{p}/cmdline").read_bytes().split(b"\0") for p in pids]
+        [qemu] = [c for c in commands if c and c[0].endswith(b"qemu-system-x86_64")]
+        assert b"-incoming" in qemu and any(b"share=off" in a for a in qemu), qemu
+        res = ctr("task", "exec", "--exec-id", "e1", name, "cat", "/proc/sys/kernel/random/boot_id")
+        assert res.returncode == 0 and len(res.stdout.strip()) == 36, describe(res)
+    finally:
+        ctr("task", "kill", "-s", "SIGKILL", name)
+        wait_for(lambda: re.search(rf"^{name}\s+\d+\s+STOPPED", ctr("task", "ls").stdout, re.M),
+                 60, "the task to stop")
+        ctr("task", "delete", "-f", name)
+        ctr("container", "delete", name)
