@@ -98,6 +98,43 @@ def boot_of_trace(trace):
     return None
 
 
+def cpu_seconds(pid):
+    """User + system CPU time a process has used so far."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime: fields 14 and 15
+
+
+def cpu_percent(pids, seconds):
+    """Mean CPU use of each process over the next `seconds`, in % of a core."""
+    before = [cpu_seconds(p) for p in pids]
+    time.sleep(seconds)
+    return 100 * sum(cpu_seconds(p) - b for p, b in zip(pids, before)) / len(pids) / seconds
+
+
+def mappings_pss_kib(pid, under):
+    """PSS of a process's mappings of files under `under`, and how much of
+    it is anonymous (pages copied on write from a private file mapping):
+    for a VM clone, its template's RAM file and its own copies of it."""
+    pss = anon = 0
+    inside = False
+    try:
+        lines = Path(f"/proc/{pid}/smaps").read_text().splitlines()
+    except OSError:
+        return 0, 0
+    for line in lines:
+        head = line.split()
+        if head and "-" in head[0] and ":" not in head[0]:  # a mapping's first line: range perms offset dev inode path
+            inside = len(head) > 5 and head[5].startswith(str(under) + "/")
+        elif inside and head[0] == "Pss:":
+            pss += int(head[1])
+        elif inside and head[0] == "Anonymous:":
+            anon += int(head[1])
+    return pss, anon
+
+
 def children_named(comm):
     out = run(["pgrep", "-x", comm], check=False).stdout.split()
     return [int(p) for p in out]

@@ -11,8 +11,8 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from benchlib import (ISOLA, PODMAN_LIMITS, REPO, RUNTIME, boot_of_trace, layout_tar, private_tmpfs, pss_kib, run,
-                      say, summary, timed)
+from benchlib import (ISOLA, PODMAN_LIMITS, REPO, RUNTIME, boot_of_trace, cpu_percent, layout_tar, mappings_pss_kib,
+                      private_tmpfs, pss_kib, run, say, summary, timed)
 
 
 class Setup:
@@ -31,6 +31,7 @@ class Setup:
         # they start) uses it.
         self.templates = private_tmpfs(work / "templates")
         os.environ["ISOLA_TEMPLATE_DIR"] = str(self.templates)
+        self.template_keys = {}  # VM shape (run flags) → template key, see ensure_template
         run([ISOLA, "--root", str(self.store), "load", "-q", "-i", str(layout)])
         self.podman_base = work / "podman"
         self.podman_ok = "podman" not in peers_missing and "runc" not in peers_missing
@@ -170,11 +171,15 @@ TEMPLATE_PSS_TARGET_MIB = 40  # an idle clone, ten running at once
 
 def ensure_template(setup, *flags):
     """Makes the template for the VM shape of `run --isolation=vm *flags`
-    (isola keeps the one there is); returns its key."""
-    out = run(setup.isola("system", "template", "build", *flags), timeout=300).stdout.split()
-    if not out:
-        raise RuntimeError("isola system template build printed no key")
-    return out[0]
+    once per run; returns its key. (The template directory is the run's
+    own, so a template made by an earlier case is still there; a `build`
+    when it is costs a VM start.)"""
+    if flags not in setup.template_keys:
+        out = run(setup.isola("system", "template", "build", *flags), timeout=300).stdout.split()
+        if not out:
+            raise RuntimeError("isola system template build printed no key")
+        setup.template_keys[flags] = out[0]
+    return setup.template_keys[flags]
 
 
 def template_mib(setup, key):
@@ -334,24 +339,39 @@ def vm_pss_kib(container):
     return pss_kib(container["State"]["MonitorPid"]) + pss_kib(container["VM"]["WorkerPid"])
 
 
-def check_boots(row, containers, want):
-    """Records how each VM started; any that did not start as `want` (a
-    clone row that got cold boots) is an error of the row, not a number."""
+def measure_vms(setup, row, containers):
+    """Sets the row's PSS per VM container and, for clones, how much of it
+    is the template's RAM and how much of that the guest has copied (by
+    writing) since: what sharing saves, and what a guest's writes take
+    back. Returns the PSS of each container."""
+    each = [vm_pss_kib(c) for c in containers]
+    row["per_container_kib"] = mean(each)
+    ram = [mappings_pss_kib(c["VM"]["WorkerPid"], setup.templates) for c in containers]
+    if any(pss for pss, _ in ram):
+        row["template_ram_kib"] = mean([pss for pss, _ in ram])
+        row["copied_kib"] = mean([copied for _, copied in ram])
+    return each
+
+
+def boots_as(row, containers, want):
+    """Records how each VM started; True if all started as `want`. Any
+    that did not (a clone row that got cold boots) is an error of the row:
+    its memory would not be what the row says."""
     row["boots"] = dict(Counter(c["VM"].get("Boot") for c in containers))
     wrong = [c["VM"] for c in containers if c["VM"].get("Boot") != want]
     if wrong:
         add_error(row, f"{len(wrong)} of {len(containers)} started {wrong[0].get('Boot')} "
                        f"({wrong[0].get('BootReason')}), not {want}")
+    return not wrong
 
 
 def after_work_row(setup, idle_row, containers, idle_kib):
     """PSS of the same VM containers once each guest wrote 8 MiB."""
     failed = [r for r in (run(setup.isola("exec", c["Id"], "sh", "-c", VM_WORK), check=False, timeout=120)
                           for c in containers) if r.returncode != 0]
-    busy = [vm_pss_kib(c) for c in containers]
     row = {"name": f"{idle_row['name']}, after work", "count": len(containers), "boots": idle_row.get("boots"),
-           "per_container_kib": mean(busy), "growth_kib": mean(busy) - mean(idle_kib),
            "what": "the same, after `exec` wrote 8 MiB to the guest's /dev/shm"}
+    row["growth_kib"] = mean(measure_vms(setup, row, containers)) - mean(idle_kib)
     if failed:
         add_error(row, f"{len(failed)} execs failed: {failed[0].stderr.strip()[-200:]}")
     return row
@@ -369,11 +389,13 @@ def vm_density(setup, count, want, after_work=False):
                           "isola-monitor + VM worker PSS, idle")
         if not ids:
             return [row]
-        time.sleep(2)  # the last guests to start settle into idle
         containers = inspect_all(setup, ids)
-        check_boots(row, containers, want)
-        idle = [vm_pss_kib(c) for c in containers]
-        row["per_container_kib"] = mean(idle)
+        if not boots_as(row, containers, want):
+            return [row]
+        # What idle guests cost in CPU (under TCG they tick in emulation:
+        # enough of them fill the host); also lets the last ones settle.
+        row["idle_cpu_percent"] = cpu_percent([c["VM"]["WorkerPid"] for c in containers], 1)
+        idle = measure_vms(setup, row, containers)
         return [row, after_work_row(setup, row, containers, idle)] if after_work else [row]
     finally:
         remove_isola(setup, ids)

@@ -17,6 +17,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <sstream>
 
 #include "agent/guest.h"
 #include "agent/ps.h"
@@ -248,6 +249,7 @@ void Agent::on_create(const AgentFrame& f) {
     }
   }
   RuntimeSpec& spec = req->spec;
+  if (opts_.pid1) use_prepared(spec);
   // The kernel's boot ID is the template's in every clone; the container
   // reads the one the host gave this clone.
   bool has_proc = std::any_of(spec.mounts.begin(), spec.mounts.end(),
@@ -289,6 +291,7 @@ void Agent::on_create(const AgentFrame& f) {
   auto spawned = spawn_container(spec, so, stdio->fds);
   kmsg("create took " + std::to_string(boottime_ms() - t0) + " ms: " + std::to_string(boottime_ms() - t1) +
        " ms in the runtime");
+  dump_trace();
   if (!spawned) {
     send_error(f.stream, spawned.error());
     return;
@@ -399,6 +402,24 @@ void Agent::on_signal(const AgentFrame& f) {
   if (p->exited || ::kill(p->pid, *sig) != 0) {
     int err = p->exited ? ESRCH : errno;
     send_error(f.stream, sys_error(err, "kill", "pid " + std::to_string(p->pid)));
+  }
+}
+
+// With isola.debug the runtime's phase trace (common/log.h) goes to a file
+// in the guest; each create's lines go to the console.
+void Agent::dump_trace() {
+  const char* path = std::getenv("ISOLA_TRACE");
+  if (!path || !*path || !opts_.pid1) return;
+  auto text = read_file(path, 1u << 20);
+  ::unlink(path);
+  if (!text) return;
+  int64_t first = -1;
+  std::istringstream lines(*text);
+  for (std::string line; std::getline(lines, line);) {
+    int64_t ns = std::strtoll(line.c_str(), nullptr, 10);
+    if (first < 0) first = ns;
+    size_t phase = line.find(' ', line.find(' ') + 1);
+    kmsg("trace +" + std::to_string((ns - first) / 1000000) + " ms" + (phase == std::string::npos ? "" : line.substr(phase)));
   }
 }
 

@@ -5,6 +5,7 @@
 #include <linux/random.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
+#include <sched.h>
 #include <sys/reboot.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -18,6 +19,8 @@
 #include <thread>
 
 #include "agent/netlink.h"
+#include "runtime/cgroup.h"
+#include "runtime/device_filter.h"
 #include "common/fs.h"
 #include "common/log.h"
 
@@ -256,6 +259,29 @@ Result<void> load_network_modules() {
   if (!failed.empty())
     return fail(make_error("configure the guest's network", failed.front(), "the module failed to load"));
   return {};
+}
+
+void prepare_for_container() {
+  if (auto r = Cgroup::prepare(kPreparedCgroup); !r) kmsg(r.error().message(), true);
+  // isola's specs have no device rules; podman's and containerd's deny all
+  // first. Both are followed by the default list.
+  for (const auto& rules : {std::vector<DeviceRule>{}, std::vector<DeviceRule>{DeviceRule{false, 'a', {}, {}, "rwm"}}})
+    if (auto r = preload_device_filter(rules); !r) kmsg(r.error().message(), true);
+  UniqueFd own(::open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC));
+  if (!own || ::unshare(CLONE_NEWNET) != 0) return kmsg(sys_error("make a network namespace").message(), true);
+  loopback_up();
+  UniqueFd file(::open(kPreparedNetns, O_CREAT | O_RDONLY | O_CLOEXEC, 0444));
+  if (!file || ::mount("/proc/self/ns/net", kPreparedNetns, nullptr, MS_BIND, nullptr) != 0)
+    kmsg(sys_error("keep a network namespace", kPreparedNetns).message(), true);
+  if (::setns(own.get(), CLONE_NEWNET) != 0) kmsg(sys_error("return to the guest's network namespace").message(), true);
+}
+
+void use_prepared(RuntimeSpec& spec) {
+  if (!spec.linux.cgroups_path.empty() && is_directory(std::string("/sys/fs/cgroup/") + kPreparedCgroup))
+    spec.linux.cgroups_path = kPreparedCgroup;
+  if (!is_mount_point(kPreparedNetns)) return;
+  for (NamespaceSpec& ns : spec.linux.namespaces)
+    if (ns.type == "network" && ns.path.empty()) ns.path = kPreparedNetns;
 }
 
 Result<void> set_up_network(const NicConfig& nic) {

@@ -67,6 +67,18 @@ Result<void> mount_share(const Share& share);
 // shares it).
 void loopback_up();
 
+// What a container needs that the agent can make before the host asks for
+// one, at boot, so that a VM template carries it and its clones do not
+// make it under emulation (some 60 ms): the container's cgroup, the device
+// access programs of the usual specs, and a fresh network namespace with lo
+// up. Failures are logged: the container then makes its own.
+inline constexpr const char* kPreparedCgroup = "isola/container";
+inline constexpr const char* kPreparedNetns = "/run/isola-netns";
+void prepare_for_container();
+// Points `spec` at what prepare_for_container made (its cgroup path, and
+// its network namespace when it asks for a new one).
+void use_prepared(RuntimeSpec& spec);
+
 Result<void> set_clock(int64_t realtime_ns);
 
 // Mixes `bytes` into the kernel's random pool, credited as entropy, and

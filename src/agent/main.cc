@@ -33,7 +33,7 @@ void run() {
   fix_stdio();
   set_kmsg_verbose(kernel_cmdline_has("isola.debug"));
   // The runtime's phase trace (common/log.h) goes to the console too.
-  if (kernel_cmdline_has("isola.debug")) ::setenv("ISOLA_TRACE", "/dev/kmsg", 1);
+  if (kernel_cmdline_has("isola.debug")) ::setenv("ISOLA_TRACE", "/run/isola-trace", 1);
   ::signal(SIGPIPE, SIG_IGN);
 
   int64_t mounted_ms = boottime_ms();
@@ -41,6 +41,7 @@ void run() {
   // A VM with a NIC gets its driver now, before the host may save this
   // guest as a template: every clone then starts with it loaded.
   if (has_virtio_net()) (void)load_network_modules();
+  prepare_for_container();
   int64_t modules_ms = boottime_ms();
   auto port = open_port(kPortName, kPortWait);
   int64_t port_ms = boottime_ms();

@@ -584,6 +584,16 @@ Result<Cgroup> Cgroup::create(const std::string& path, const Resources& resource
   return cg;
 }
 
+Result<void> Cgroup::prepare(const std::string& path) {
+  auto comps = TRY(split_path(path));
+  Layout layout = load_layout();
+  for (const auto& h : hierarchies(layout)) {
+    auto made = make_group(h, comps);
+    if (!made && !h.optional) return fail(made.error().context("prepare cgroup '" + join_path(comps) + "'"));
+  }
+  return {};
+}
+
 Result<Cgroup> Cgroup::open(const std::string& path) {
   auto comps = TRY(split_path(path));
   Layout layout = load_layout();

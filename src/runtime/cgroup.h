@@ -37,6 +37,11 @@ class Cgroup {
   // pids_limit <= 0 means unlimited; a memory limit without memory_swap also
   // caps swap. On failure nothing this call made is left behind.
   static Result<Cgroup> create(const std::string& path, const Resources& resources);
+  // Makes the group in every hierarchy ahead of time, without limits or a
+  // device program (create, later, finds it and applies them): a VM
+  // template's guest makes its container's group at boot, so that clones
+  // do not pay the kernel's group set-up under emulation.
+  static Result<void> prepare(const std::string& path);
   // Opens an existing group (for stats, freeze, kill, destroy); an error
   // with err == ENOENT when it exists in no hierarchy.
   static Result<Cgroup> open(const std::string& path);

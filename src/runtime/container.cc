@@ -890,6 +890,7 @@ void setup_rootfs(const Child& c, const ContainerPlan& plan) {
   c.check(root_fd, "open rootfs", plan.rootfs);
   ::umask(0);  // device nodes are 0666
   for (const MountPlan& m : plan.mounts) do_mount(c, plan, m, root_fd);
+  trace("child: mounts made");
   create_devices(c, root_fd);
   if (proc.terminal && plan.proc.stdio.console >= 0) {
     struct stat by_fd, by_path;
@@ -906,6 +907,7 @@ void setup_rootfs(const Child& c, const ContainerPlan& plan) {
   pivot(c, root_fd, plan.rootfs);
   ::close(root_fd);
   ::umask(022);
+  trace("child: pivoted");
 
   // From here "/" is the container's root: plain paths cannot leave it.
   struct stat st;
@@ -919,6 +921,7 @@ void setup_rootfs(const Child& c, const ContainerPlan& plan) {
   }
   for (const std::string& p : plan.readonly_paths) set_readonly_path(c, p);
   for (const std::string& p : plan.masked) mask_path(c, p);
+  trace("child: paths masked");
   if (plan.readonly_root) {
     int fd = ::open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
     c.check(fd, "open", "/");
@@ -1218,7 +1221,9 @@ Result<std::vector<std::string>> cgroup_procs_files(pid_t pid) {
 
 Result<Spawned> spawn_container(const RuntimeSpec& spec, const SpawnOptions& opts, const StdioFds& stdio) {
   const std::string what = opts.id.empty() ? spec.root_path : opts.id;
+  trace("spawn: planning");
   ContainerPlan plan = TRY(plan_container(spec, stdio));
+  trace("spawn: planned");
   if (opts.wait_for_start) plan.proc.start_listener = opts.start_listener;
   plan.proc.point_args();
   UniqueFd devnull = TRY(open_path("/dev/null", O_RDWR));
@@ -1268,6 +1273,7 @@ Result<Spawned> spawn_container(const RuntimeSpec& spec, const SpawnOptions& opt
   if (opts.on_namespaces) TRYV(opts.on_namespaces(pid));
   TRYV(send_byte(parent_end.get(), what));
   Outcome outcome = TRY(await_child(parent_end.get(), what));
+  trace("spawn: the child reported");
   if (opts.wait_for_start && outcome != Outcome::ready)
     return fail(make_error("create container", what, "the container process exited during set-up"));
 

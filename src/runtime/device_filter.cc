@@ -6,6 +6,8 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <map>
+#include <string>
 
 #include "common/fs.h"
 
@@ -102,9 +104,19 @@ std::vector<BpfInsn> device_filter_program(const std::vector<DeviceRule>& rules)
   return prog;
 }
 
-Result<void> attach_device_filter(const std::string& cgroup_dir, const std::vector<DeviceRule>& rules) {
+namespace {
+
+// Programs this process has loaded, by their instructions.
+std::map<std::string, UniqueFd>& loaded_programs() {
+  static std::map<std::string, UniqueFd> programs;
+  return programs;
+}
+
+Result<int> load_device_filter(const std::vector<DeviceRule>& rules, const std::string& what) {
   static_assert(sizeof(BpfInsn) == sizeof(bpf_insn));
   std::vector<BpfInsn> prog = device_filter_program(rules);
+  std::string key(reinterpret_cast<const char*>(prog.data()), prog.size() * sizeof(BpfInsn));
+  if (auto it = loaded_programs().find(key); it != loaded_programs().end()) return it->second.get();
   auto load = [&](char* log, uint32_t log_size) {
     bpf_attr attr;
     std::memset(&attr, 0, sizeof attr);
@@ -119,19 +131,32 @@ Result<void> attach_device_filter(const std::string& cgroup_dir, const std::vect
   };
   long fd = load(nullptr, 0);
   if (fd < 0) {
-    Error e = sys_error("load the device access program", cgroup_dir);
+    Error e = sys_error("load the device access program", what);
     // Again, to say why (a log too small for the verifier fails the load).
     std::vector<char> log(1 << 20, '\0');
     if (load(log.data(), static_cast<uint32_t>(log.size())) < 0 && log[0])
       e.detail = "the verifier said: " + std::string(log.data()).substr(0, 2000);
     return fail(e);
   }
-  UniqueFd prog_fd(static_cast<int>(fd));
+  auto& kept = loaded_programs()[key];
+  kept.reset(static_cast<int>(fd));
+  return kept.get();
+}
+
+}  // namespace
+
+Result<void> preload_device_filter(const std::vector<DeviceRule>& rules) {
+  TRY(load_device_filter(rules, "(preload)"));
+  return {};
+}
+
+Result<void> attach_device_filter(const std::string& cgroup_dir, const std::vector<DeviceRule>& rules) {
+  int prog_fd = TRY(load_device_filter(rules, cgroup_dir));
   UniqueFd dir = TRY(open_dir(cgroup_dir));
   bpf_attr attach;
   std::memset(&attach, 0, sizeof attach);
   attach.target_fd = static_cast<uint32_t>(dir.get());
-  attach.attach_bpf_fd = static_cast<uint32_t>(prog_fd.get());
+  attach.attach_bpf_fd = static_cast<uint32_t>(prog_fd);
   attach.attach_type = BPF_CGROUP_DEVICE;
   if (bpf(BPF_PROG_ATTACH, attach) != 0) return fail(sys_error("attach the device access program", cgroup_dir));
   return {};

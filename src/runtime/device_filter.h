@@ -26,7 +26,14 @@ struct BpfInsn {
 std::vector<BpfInsn> device_filter_program(const std::vector<DeviceRule>& rules);
 
 // Loads the program for `rules` and attaches it to the cgroup v2 directory
-// `cgroup_dir` (replacing nothing: a new group has no program).
+// `cgroup_dir` (replacing nothing: a new group has no program). A program
+// loaded before in this process (preload_device_filter) is attached as it
+// is, without loading it again.
 Result<void> attach_device_filter(const std::string& cgroup_dir, const std::vector<DeviceRule>& rules);
+
+// Loads the program for `rules` now and keeps it for this process: a VM
+// template's guest agent loads the usual ones at boot, so that its clones
+// attach them without running the kernel's verifier under emulation.
+Result<void> preload_device_filter(const std::vector<DeviceRule>& rules);
 
 }  // namespace isola

@@ -30,8 +30,17 @@ def test_bench_run_quick_produces_table_json_and_chart(tmp_path):
         assert isola_rows and all(r["samples"] and not r.get("error") for r in isola_rows), results[case]
     assert results["engine"]["rows"][1]["samples"], "podman + runc did not run"
     assert all(r["samples"] for r in results["pull"]["rows"]), results["pull"]
-    assert len(results["density"]["density"]) == 3
-    assert all(r["per_container_kib"] > 0 for r in results["density"]["density"])
+    vm = {r["name"]: r for r in results["vm"]["rows"]}
+    assert vm["isola run --rm --isolation=vm, from a template"].get("boot") == "template", vm
+    assert vm["isola run --rm --isolation=vm --vm-boot=cold"].get("boot") == "cold", vm
+    assert results["vm"]["clone_check"]["Boot"] == "template", results["vm"]
+    assert vm["bare QEMU + kernel + init"]["samples"], vm
+    density = {r["name"]: r for r in results["density"]["density"]}
+    assert len(density) == 6, density
+    assert all(r["per_container_kib"] > 0 and not r.get("error") for r in density.values()), density
+    assert density["isola, 2 VM containers from a template"]["boots"] == {"template": 2}, density
+    assert density["isola, 2 VM containers booted cold"]["boots"] == {"cold": 2}, density
+    assert "isola, 2 VM containers from a template, after work" in density, density
     phases = [p["phase"] for p in results["breakdown"]["breakdown"]["process"]]
     assert any("monitor: container exec'd" in p for p in phases), phases
     assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
