@@ -16,7 +16,6 @@
 #include "engine/engine.h"
 #include "engine/networking.h"
 #include "monitor/client.h"
-#include "runtime/cgroup.h"
 
 namespace isola::cli {
 
@@ -322,37 +321,6 @@ int cmd_top(const Globals& g, const std::string& ref, const std::vector<std::str
   return 0;
 }
 
-// A process-isolated container's usage is its cgroup's. A VM-isolated
-// one's, as the host sees it, is its VM worker's: CPU time and resident
-// memory of QEMU, against the VM's memory size.
-CgroupStats sample_stats(ContainerStore& store, const ContainerRecord& rec) {
-  CgroupStats out{};
-  if (rec.isolation != Isolation::vm) {
-    if (auto cg = Cgroup::open("isola/" + rec.id); cg)
-      if (auto s = cg->stats(); s) out = *s;
-    return out;
-  }
-  ContainerState st = store.state(rec.id);
-  if (st.status != "running") return out;
-  std::string proc = "/proc/" + std::to_string(st.pid);
-  if (auto stat = read_file(proc + "/stat", 4096); stat) {
-    size_t close = stat->rfind(')');
-    unsigned long long utime = 0, stime = 0;
-    if (close != std::string::npos &&
-        std::sscanf(stat->c_str() + close + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime,
-                    &stime) == 2)
-      out.cpu_usage_ns = (utime + stime) * (1000000000ull / static_cast<unsigned long long>(::sysconf(_SC_CLK_TCK)));
-  }
-  if (auto status = read_file(proc + "/status", 1u << 16); status) {
-    size_t pos = status->find("VmRSS:");
-    if (pos != std::string::npos) out.memory_usage = std::strtoull(status->c_str() + pos + 6, nullptr, 10) * 1024;
-  }
-  if (auto vm = read_file(store.vm_path(rec.id)); vm)
-    if (auto j = parse_json(*vm, "vm.json"); j) out.memory_limit = j->value("memory_mb", uint64_t{0}) << 20;
-  out.pids_current = 1;  // the worker; the guest's own processes are not host processes
-  return out;
-}
-
 int cmd_stats(const Globals& g, std::vector<std::string> refs, const std::string& format) {
   auto engine = Engine::open(g.root);
   if (!engine) return report(engine.error());
@@ -370,14 +338,14 @@ int cmd_stats(const Globals& g, std::vector<std::string> refs, const std::string
     }
   }
   std::vector<CgroupStats> before(recs.size());
-  for (size_t i = 0; i < recs.size(); ++i) before[i] = sample_stats(engine->containers(), recs[i]);
+  for (size_t i = 0; i < recs.size(); ++i) before[i] = engine->usage(recs[i]);
   constexpr int64_t kSampleNs = 500000000;
   ::usleep(kSampleNs / 1000);
   Table table({"CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "PIDS"});
   Json json = Json::array();
   long cpus = ::sysconf(_SC_NPROCESSORS_ONLN);
   for (size_t i = 0; i < recs.size(); ++i) {
-    CgroupStats now = sample_stats(engine->containers(), recs[i]);
+    CgroupStats now = engine->usage(recs[i]);
     double cpu = 100.0 * static_cast<double>(now.cpu_usage_ns - std::min(now.cpu_usage_ns, before[i].cpu_usage_ns)) /
                  static_cast<double>(kSampleNs);
     uint64_t limit = now.memory_limit ? now.memory_limit : static_cast<uint64_t>(::sysconf(_SC_PHYS_PAGES)) *

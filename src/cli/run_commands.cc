@@ -20,7 +20,6 @@
 #include "common/unix_socket.h"
 #include "engine/engine.h"
 #include "engine/spec_builder.h"
-#include "runtime/container.h"
 
 namespace isola::cli {
 
@@ -351,7 +350,7 @@ int cmd_exec(const Globals& g, ExecArgs& a) {
     stdio.out = STDOUT_FILENO;
     stdio.err = STDERR_FILENO;
   }
-  auto pid = exec_in_container(st.pid, *spec, proc, stdio);
+  auto pid = engine->exec_process(*rec, *spec, proc, stdio);
   if (!pid) {
     int code = pid.error().op == "exec" ? (pid.error().err == ENOENT ? 127 : 126) : kExitEngine;
     report(pid.error());

@@ -173,6 +173,47 @@ Result<LoadReport> Engine::commit(const ContainerRecord& rec, const NewImage& sp
   return made;
 }
 
+// A process-isolated container's usage is its cgroup's. A VM-isolated
+// one's, as the host sees it, is its VM worker's: CPU time and resident
+// memory of QEMU, against the VM's memory size.
+CgroupStats Engine::usage(const ContainerRecord& rec) {
+  ContainerStore& store = containers_;
+  CgroupStats out{};
+  if (rec.isolation != Isolation::vm) {
+    if (auto cg = Cgroup::open("isola/" + rec.id); cg)
+      if (auto s = cg->stats(); s) out = *s;
+    return out;
+  }
+  ContainerState st = store.state(rec.id);
+  if (st.status != "running") return out;
+  std::string proc = "/proc/" + std::to_string(st.pid);
+  if (auto stat = read_file(proc + "/stat", 4096); stat) {
+    size_t close = stat->rfind(')');
+    unsigned long long utime = 0, stime = 0;
+    if (close != std::string::npos &&
+        std::sscanf(stat->c_str() + close + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime,
+                    &stime) == 2)
+      out.cpu_usage_ns = (utime + stime) * (1000000000ull / static_cast<unsigned long long>(::sysconf(_SC_CLK_TCK)));
+  }
+  if (auto status = read_file(proc + "/status", 1u << 16); status) {
+    size_t pos = status->find("VmRSS:");
+    if (pos != std::string::npos) out.memory_usage = std::strtoull(status->c_str() + pos + 6, nullptr, 10) * 1024;
+  }
+  if (auto vm = read_file(store.vm_path(rec.id)); vm)
+    if (auto j = parse_json(*vm, "vm.json"); j) out.memory_limit = j->value("memory_mb", uint64_t{0}) << 20;
+  out.pids_current = 1;  // the worker; the guest's own processes are not host processes
+  return out;
+}
+
+Result<pid_t> Engine::exec_process(const ContainerRecord& rec, const RuntimeSpec& spec, const ProcessSpec& process,
+                                   const StdioFds& stdio) {
+  if (rec.isolation == Isolation::vm)
+    return fail(make_error("exec", rec.name, "a VM container's processes are started by its monitor"));
+  ContainerState st = containers_.state(rec.id);
+  if (st.status != "running") return fail(make_error("exec", rec.name, "the container is not running"));
+  return exec_in_container(st.pid, spec, process, stdio);
+}
+
 Result<ContainerRecord> Engine::create(const RunOptions& opts) {
   if (opts.isolation == Isolation::vm) {
     if (opts.network == "host")

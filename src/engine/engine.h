@@ -11,6 +11,8 @@
 #include "engine/options.h"
 #include "image/store.h"
 #include "net/network.h"
+#include "runtime/cgroup.h"
+#include "runtime/container.h"
 
 namespace isola {
 
@@ -39,6 +41,14 @@ class Engine {
   // Removes a container; a running one only with `force` (it is killed).
   Result<void> remove(const ContainerRecord& rec, bool force);
   Result<std::vector<pid_t>> pids(const ContainerRecord& rec);
+  // What the container uses as the host sees it: its cgroup's counters, or
+  // a VM's worker's (CPU time and resident memory against the VM's size).
+  CgroupStats usage(const ContainerRecord& rec);
+  // Starts `process` in a running process-isolated container (joining its
+  // namespaces and cgroups); the caller waits for the returned PID. A
+  // VM-isolated container's exec goes through its monitor instead.
+  Result<pid_t> exec_process(const ContainerRecord& rec, const RuntimeSpec& spec, const ProcessSpec& process,
+                             const StdioFds& stdio);
   // Removes every container that is not running or paused, what crashed
   // creates and removals left, and the leases of containers that are gone.
   ContainerPrune prune_containers();

@@ -39,7 +39,7 @@ def test_bench_run_quick_produces_table_json_and_chart(tmp_path):
     assert len(density) == 6, density
     assert all(r["per_container_kib"] > 0 and not r.get("error") for r in density.values()), density
     assert density["isola, 2 VM containers from a template"]["boots"] == {"template": 2}, density
-    assert density["isola, 2 VM containers booted cold"]["boots"] == {"cold": 2}, density
+    assert density["isola, 1 VM container booted cold"]["boots"] == {"cold": 1}, density
     assert "isola, 2 VM containers from a template, after work" in density, density
     phases = [p["phase"] for p in results["breakdown"]["breakdown"]["process"]]
     assert any("monitor: container exec'd" in p for p in phases), phases
