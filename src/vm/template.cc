@@ -119,13 +119,19 @@ Result<TemplateInfo> read_template(const std::string& dir) {
   return t;
 }
 
-// True when `old` was made from a file at a path `fresh` names too, but
-// that file has been replaced since (an upgraded kernel, agent or QEMU).
+// True when `old` was made from assets that `fresh` supersedes: a file at
+// the same path that has been replaced since (an upgraded kernel or QEMU),
+// or another initramfs of the same guest directory (a rebuilt agent: the
+// initramfs is named by its contents).
 bool assets_replaced(const Json& old, const Json& fresh) {
   if (!old.is_object() || !fresh.is_object()) return false;
+  auto dir_of = [](const std::string& p) { return p.substr(0, p.rfind('/') + 1); };
   for (const auto& [name, now] : fresh.items()) {
     auto was = old.find(name);
-    if (was != old.end() && was->value("path", "") == now.value("path", "") && *was != now) return true;
+    if (was == old.end()) continue;
+    std::string was_path = was->value("path", ""), now_path = now.value("path", "");
+    if (was_path == now_path && *was != now) return true;
+    if (name == "initramfs" && was_path != now_path && dir_of(was_path) == dir_of(now_path)) return true;
   }
   return false;
 }
