@@ -57,10 +57,13 @@ class Setup:
     def remove_containers(self):
         """Removes whatever a case left running in isola's store (a case
         that failed half-way): its monitors and VMs would outlive the run."""
-        ids = run(self.isola("ps", "-aq", "--no-trunc"), check=False).stdout.split()
-        if ids:
-            say(f"removing {len(ids)} containers left behind")
-            run(self.isola("rm", "-f", *ids), check=False, timeout=600)
+        try:
+            ids = run(self.isola("ps", "-aq", "--no-trunc"), check=False).stdout.split()
+            if ids:
+                say(f"removing {len(ids)} containers left behind")
+                run(self.isola("rm", "-f", *ids), check=False, timeout=600)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            say(f"could not remove what the cases left in {self.store}: {e}")
 
     def _make_bundle(self):
         """The busybox image as an OCI bundle: its rootfs copied out of
@@ -94,7 +97,7 @@ def alternate_ms(measures, rounds, warmup=True):
         for name, measure in measures.items():
             try:
                 measure(-1)
-            except RuntimeError as e:
+            except (RuntimeError, OSError) as e:  # OSError: a binary being reinstalled
                 errors[name] = str(e)
     for r in range(rounds):
         for name, measure in measures.items():
@@ -102,7 +105,7 @@ def alternate_ms(measures, rounds, warmup=True):
                 continue
             try:
                 samples[name].append(measure(r))
-            except RuntimeError as e:
+            except (RuntimeError, OSError) as e:  # OSError: a binary being reinstalled
                 errors[name] = str(e)
     return samples, errors
 
@@ -278,7 +281,7 @@ def start_many(make_cmd, n, parallel=8):
     def start(i):
         try:
             return run(make_cmd(i), timeout=600).stdout.strip(), None
-        except (RuntimeError, subprocess.TimeoutExpired) as e:
+        except (RuntimeError, OSError, subprocess.TimeoutExpired) as e:  # OSError: the binary is being reinstalled
             return None, str(e).splitlines()[0][:300]
 
     t0 = time.monotonic_ns()

@@ -37,7 +37,7 @@ def test_bench_run_quick_produces_table_json_and_chart(tmp_path):
     assert vm["bare QEMU + kernel + init"]["samples"], vm
     density = {r["name"]: r for r in results["density"]["density"]}
     assert len(density) == 6, density
-    assert all(r["per_container_kib"] > 0 and not r.get("error") for r in density.values()), density
+    assert all(r.get("per_container_kib", 0) > 0 and not r.get("error") for r in density.values()), density
     assert density["isola, 2 VM containers from a template"]["boots"] == {"template": 2}, density
     assert density["isola, 1 VM container booted cold"]["boots"] == {"cold": 1}, density
     assert "isola, 2 VM containers from a template, after work" in density, density
