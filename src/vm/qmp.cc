@@ -16,6 +16,7 @@ namespace isola {
 namespace {
 
 constexpr size_t kMaxMessage = 1u << 20;  // no QMP reply we ask for comes near this
+constexpr size_t kMaxEvents = 64;         // kept for wait_event; the rest are dropped
 
 int64_t mono_ms() {
   struct timespec ts;
@@ -39,6 +40,7 @@ Result<Qmp> Qmp::connect(const std::string& path, pid_t worker, int timeout_ms) 
     if (mono_ms() >= deadline) return fail(c.error());
     ::usleep(2000);
   }
+  ::unlink(path.c_str());
   Qmp q(std::move(fd));
   q.timeout_ms_ = timeout_ms;
   Json greeting = TRY(q.next(timeout_ms));
@@ -89,15 +91,12 @@ Result<Json> Qmp::next(int timeout_ms) {
   }
 }
 
-Result<Json> Qmp::execute(const std::string& command, const Json& arguments) {
-  Json message = {{"execute", command}};
-  if (!arguments.is_null()) message["arguments"] = arguments;
-  TRYV(send(message));
+Result<Json> Qmp::reply(const std::string& command) {
   for (;;) {
     Json m = TRY(next(timeout_ms_));
     if (!m.is_object()) return fail(make_error("run QMP command", command, "the reply is not an object"));
     if (m.contains("event")) {
-      if (events_.size() < 64) events_.push_back(std::move(m));
+      if (events_.size() < kMaxEvents) events_.push_back(std::move(m));
       continue;
     }
     if (auto e = m.find("error"); e != m.end()) {
@@ -109,18 +108,17 @@ Result<Json> Qmp::execute(const std::string& command, const Json& arguments) {
   }
 }
 
+Result<Json> Qmp::execute(const std::string& command, const Json& arguments) {
+  Json message = {{"execute", command}};
+  if (!arguments.is_null()) message["arguments"] = arguments;
+  TRYV(send(message));
+  return reply(command);
+}
+
 Result<void> Qmp::pass_fd(int fd, const std::string& name) {
   TRYV(send(Json{{"execute", "getfd"}, {"arguments", {{"fdname", name}}}}, fd));
-  for (;;) {
-    Json m = TRY(next(timeout_ms_));
-    if (!m.is_object()) return fail(make_error("pass a descriptor to QEMU", name, "the reply is not an object"));
-    if (m.contains("event")) {
-      if (events_.size() < 64) events_.push_back(std::move(m));
-      continue;
-    }
-    if (m.contains("error")) return fail(make_error("pass a descriptor to QEMU", name, "getfd failed"));
-    return {};
-  }
+  TRY(reply("getfd " + name));
+  return {};
 }
 
 Result<Json> Qmp::wait_event(const std::string& name, const std::string& key, const std::string& value,

@@ -20,6 +20,8 @@ class Qmp {
  public:
   // Connects to `path` (retrying while QEMU creates it, as long as `worker`
   // lives), reads the greeting and leaves capabilities negotiation done.
+  // The socket's name is removed then: QMP commands the whole VM, and this
+  // connection is the only one it gets.
   static Result<Qmp> connect(const std::string& path, pid_t worker, int timeout_ms);
 
   // Runs `command` with `arguments` (an object, or null for none) and
@@ -37,6 +39,8 @@ class Qmp {
   Result<void> send(const Json& message, int pass = -1);
   // The next message (a reply or an event), or an error at the deadline.
   Result<Json> next(int timeout_ms);
+  // The reply to the command just sent; events on the way are kept.
+  Result<Json> reply(const std::string& command);
 
   UniqueFd fd_;
   std::string buf_;

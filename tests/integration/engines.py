@@ -95,6 +95,13 @@ class Podman:
         self("rm", "-a", "-f", "-t", "0", timeout=180)
 
 
+def podman_with_busybox(base, busybox_layout):
+    """A Podman in `base` with the busybox layout loaded."""
+    p = Podman(base)
+    p("load", "-i", layout_tar(busybox_layout, Path(base) / "busybox.tar"), check=True)
+    return p
+
+
 class Containerd:
     """A containerd daemon on a private socket, root and state, with the CRI
     plugin (and so Kubernetes' runtime classes) configured from `extra`."""

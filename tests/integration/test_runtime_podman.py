@@ -9,7 +9,7 @@ import uuid
 import pytest
 
 from containers import PtySession
-from engines import Podman, describe, host_kernel, host_processes, layout_tar, no_leaks  # noqa: F401
+from engines import describe, host_kernel, host_processes, no_leaks, podman_with_busybox  # noqa: F401
 
 LEVELS = ["process", "vm"]
 
@@ -19,9 +19,7 @@ pytestmark = pytest.mark.usefixtures("no_leaks")
 
 @pytest.fixture(scope="module")
 def podman(tmp_path_factory, busybox_layout):
-    base = tmp_path_factory.mktemp("podman")
-    p = Podman(base)
-    p("load", "-i", layout_tar(busybox_layout, base / "busybox.tar"), check=True)
+    p = podman_with_busybox(tmp_path_factory.mktemp("podman"), busybox_layout)
     yield p
     p.cleanup()
 

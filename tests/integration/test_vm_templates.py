@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from containers import IMAGE, box, describe, wait_for  # noqa: F401
-from engines import Podman, host_processes, layout_tar
+from engines import host_processes, podman_with_busybox
 
 VM = "--isolation=vm"
 BOOT = 240
@@ -370,9 +370,7 @@ def test_clones_with_a_network_and_a_volume(box, templates, tmp_path):
 
 @pytest.fixture(scope="module")
 def podman(tmp_path_factory, busybox_layout):
-    base = tmp_path_factory.mktemp("pt")
-    p = Podman(base)
-    p("load", "-i", layout_tar(busybox_layout, base / "busybox.tar"), check=True)
+    p = podman_with_busybox(tmp_path_factory.mktemp("pt"), busybox_layout)
     yield p
     p.cleanup()
 
