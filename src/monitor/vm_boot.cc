@@ -93,6 +93,7 @@ Result<void> VmMonitor::prepare() {
 
   int64_t t0 = mono_ms();
   AgentFrame hello = TRY(boot(config, tap));
+  trace("vm: guest ready");  // either way: a clone awake, or a cold boot's hello
   // The monitor's copy of the tap closes once QEMU has its own.
   tap.reset();
   Json h = TRY(parse_json(hello.payload, "agent hello"));

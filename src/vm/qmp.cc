@@ -35,7 +35,10 @@ Result<Qmp> Qmp::connect(const std::string& path, pid_t worker, int timeout_ms) 
       fd = std::move(*c);
       break;
     }
-    if (worker > 0 && ::kill(worker, 0) != 0)
+    // Looked at, not reaped: the worker is the caller's child to wait for.
+    siginfo_t info{};
+    if (worker > 0 && ::waitid(P_PID, static_cast<id_t>(worker), &info, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+        info.si_pid == worker)
       return fail(make_error("connect to QMP", path, "the VM worker exited before it opened the socket"));
     if (mono_ms() >= deadline) return fail(c.error());
     ::usleep(2000);

@@ -74,7 +74,8 @@ def test_completion_refuses_unknown_shells(isola):
 def test_completes_commands_and_options(isola):
     assert "run" in bash_complete(isola.bin, "ru")
     assert {"--rm", "--read-only"} <= set(bash_complete(isola.bin, "run", "--r"))
-    assert set(bash_complete(isola.bin, "system", "")) == {"df", "prune"}
+    assert set(bash_complete(isola.bin, "system", "")) == {"df", "prune", "template"}
+    assert set(bash_complete(isola.bin, "system", "template", "")) == {"ls", "build", "rm", "enable", "disable"}
     assert set(bash_complete(isola.bin, "network", "l")) == {"ls", "list"}
     assert "-f" in bash_complete(isola.bin, "system", "prune", "-")
     # After the image, the words are the container's: no isola options.

@@ -566,7 +566,8 @@ def test_container_ls_alias(box):
 
 
 def test_attach_follows_output_and_returns_the_exit_code(box):
-    cid = box.run_d(IMAGE, "sh", "-c", "sleep 1; echo late; echo err >&2; exit 3")
+    # Long enough for attach to connect first, also on a loaded machine under ASan.
+    cid = box.run_d(IMAGE, "sh", "-c", "sleep 3; echo late; echo err >&2; exit 3")
     res = box("attach", "--no-stdin", cid)
     assert res.returncode == 3, describe(res)
     assert res.stdout == "late\n"

@@ -356,10 +356,15 @@ def test_monitor_killed_while_the_container_exits(tap, box, step, rm):
 
 
 @needs_vm
-def test_vm_monitor_killed_after_boot(tap, box):
-    fired = tap.kill_at("vm: agent said hello")
-    cli = Cli(box, tap, "run", "-d", "--name", "victim", VM, IMAGE, "sleep", "1000").finish(BOOT)
+@pytest.mark.parametrize("boot", ["template", "cold"])
+def test_vm_monitor_killed_after_boot(tap, box, boot):
+    how = ["--vm-boot=cold"] if boot == "cold" else []
+    if boot == "template":
+        box("run", "--rm", VM, IMAGE, "true", timeout=BOOT)  # the template of this shape
+    fired = tap.kill_at("vm: guest ready")
+    cli = Cli(box, tap, "run", "-d", "--name", "victim", VM, *how, IMAGE, "sleep", "1000").finish(BOOT)
     assert fired.wait(10), tap.phases()
+    assert ("vm: clone awake" if boot == "template" else "vm: agent said hello") in tap.phases(), tap.phases()
     assert_engine_error(cli, "monitor")
     wait_for(lambda: not vm_workers_of(box, box.ids()[0]), what="the VM worker to die with its monitor")
     recover(box, "rm")
@@ -478,7 +483,7 @@ def test_cli_killed_while_its_vm_boots(tap, box):
     cli = holder["cli"] = Cli(box, tap, "run", "--name", "victim", VM, IMAGE, *SLEEPER)
     cli.finish(BOOT)
     assert fired.wait(10) and cli.returncode == -9, cli.describe()
-    tap.wait_phase("vm: agent said hello", timeout=BOOT)
+    tap.wait_phase("vm: guest ready", timeout=BOOT)
     cid = box.ids()[0]
     assert box.ps_entry(cid)["State"] == "created"
     assert_ps_truthful(box)
