@@ -15,6 +15,7 @@
 #include "cli/table.h"
 #include "engine/engine.h"
 #include "engine/networking.h"
+#include "vm/jail.h"
 #include "monitor/client.h"
 
 namespace isola::cli {
@@ -157,7 +158,8 @@ Json container_json(Engine& engine, const ContainerRecord& r) {
                                                      {"Boot", st.boot},
                                                      {"BootReason", st.boot_reason},
                                                      {"Template", st.template_key},
-                                                     {"Phases", st.boot_phases}}},
+                                                     {"Phases", st.boot_phases},
+                                                     {"Worker", worker_confinement(st.status == "running" ? st.pid : 0)}}},
           {"LogPath", cs.log_path(r.id)},
           {"Config", config},
           {"HostConfig", r.options},

@@ -65,6 +65,16 @@ Result<void> VmMonitor::prepare() {
   config.shares = plan.shares;
   config.agent_socket = ContainerStore::agent_socket_path(rec_.id);
   config.console_log = store_.console_path(rec_.id);
+  config.agent_fd = kWorkerAgentFd;
+  config.console_fd = kWorkerConsoleFd;
+  config.qmp_fd = kWorkerQmpFd;
+  config.jail_root = ContainerStore::run_dir(rec_.id) + "/jail";
+  // Under isola-runtime the keeper's cgroup is the container's: the worker
+  // joins it, so that the engine's ps, kill --all and stats find it.
+  std::string keeper_cgroup = json_string_or(rec_.options, "KeeperCgroup");
+  config.worker_cgroup = keeper_cgroup.empty() ? worker_cgroup(rec_.id) : keeper_cgroup;
+  config.join_cgroup = !keeper_cgroup.empty();
+  worker_config_ = config;
   if (const char* extra = std::getenv("ISOLA_VM_KERNEL_ARGS")) config.kernel_args = extra;
   // A NIC on the container's first network: a tap on its bridge that lasts
   // as long as QEMU holds it. (One NIC: VMs are on one network.)
@@ -77,7 +87,7 @@ Result<void> VmMonitor::prepare() {
     TRYV(check_vm_network(*nic_));
     tap = TRY(make_tap(rec_.id, ep));
     config.network = nic_;
-    config.tap_fd = kQemuTapFd;
+    config.tap_fd = kWorkerTapFd;
     if (!net_.ports.empty()) TRYV(publish_ports(rec_.id, net_));
   }
 
@@ -159,7 +169,7 @@ Result<AgentFrame> VmMonitor::boot(VmConfig& config, const UniqueFd& tap) {
 
 Result<AgentFrame> VmMonitor::boot_cold(VmConfig config, const UniqueFd& tap, TemplateMaker* maker) {
   if (maker) {
-    config.memory_fd = kQemuRamFd;
+    config.memory_fd = kWorkerRamFd;
     config.memory_shared = true;
     config.qmp_socket = ContainerStore::run_dir(rec_.id) + "/qmp.sock";
   }
@@ -196,12 +206,16 @@ Result<AgentFrame> VmMonitor::boot_cold(VmConfig config, const UniqueFd& tap, Te
 
 Result<AgentFrame> VmMonitor::boot_clone(VmConfig config, const UniqueFd& tap, const TemplateInfo& t) {
   boot_ = Boot{"template", "", t.key, Json::object()};
-  config.memory_file = t.memory_path();
+  // The clone maps the template's RAM private, copy-on-write, from a
+  // read-only descriptor: nothing it does reaches the template.
+  UniqueFd ram = TRY(open_path(t.memory_path(), O_RDONLY | O_CLOEXEC));
+  config.memory_fd = kWorkerRamFd;
   config.memory_shared = false;
   config.qmp_socket = ContainerStore::run_dir(rec_.id) + "/qmp.sock";
   config.incoming = true;
   int64_t t0 = mono_ms();
-  TRYV(start_worker(config, tap, -1));
+  TRYV(start_worker(config, tap, ram.get()));
+  ram.reset();
   Qmp qmp = TRY(Qmp::connect(config.qmp_socket, qemu_, 30000));
   int64_t t1 = mono_ms();
   TRYV(load_template(qmp, t));
@@ -226,17 +240,26 @@ Result<AgentFrame> VmMonitor::boot_clone(VmConfig config, const UniqueFd& tap, c
 }
 
 Result<void> VmMonitor::start_worker(const VmConfig& config, const UniqueFd& tap, int memory_fd) {
+  // The monitor makes the sockets and the console's file and hands them to
+  // QEMU open: its jail has no place to make them in.
   ::unlink(config.agent_socket.c_str());
-  if (!config.qmp_socket.empty()) ::unlink(config.qmp_socket.c_str());
+  UniqueFd agent = TRY(unix_listen(config.agent_socket, SOCK_STREAM));
+  UniqueFd qmp;
+  if (!config.qmp_socket.empty()) {
+    ::unlink(config.qmp_socket.c_str());
+    qmp = TRY(unix_listen(config.qmp_socket, SOCK_STREAM));
+  }
+  UniqueFd console = TRY(open_path(config.console_log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
   reader_ = AgentFrameReader();
   agent_.reset();
   trace("vm: starting QEMU");
-  qemu_ = TRY(spawn_worker(config, tap ? tap.get() : -1, memory_fd, store_.console_path(rec_.id) + ".qemu"));
+  WorkerFds fds{tap ? tap.get() : -1, memory_fd, agent.get(), qmp ? qmp.get() : -1, console.get()};
+  qemu_ = TRY(spawn_worker(config, fds, store_.console_path(rec_.id) + ".qemu"));
   qemu_gone_ = false;
   return {};
 }
 
-// QEMU creates the channel's socket as it starts.
+// QEMU accepts on the channel's socket once it runs.
 Result<void> VmMonitor::connect_agent(const VmConfig& config) {
   for (int i = 0; i < 500 && !agent_; ++i) {
     auto fd = unix_connect(config.agent_socket, SOCK_STREAM, "the VM's agent channel");
@@ -260,6 +283,7 @@ void VmMonitor::stop_worker() {
   }
   qemu_gone_ = true;
   agent_.reset();
+  remove_worker_cgroup(worker_config_);
 }
 
 Result<void> VmMonitor::create_container() {

@@ -176,6 +176,7 @@ void VmMonitor::finish(int exit_code, bool oom, const std::string& error) {
     }
   }
   trace("vm: VM stopped");
+  remove_worker_cgroup(worker_config_);
   (void)store_.unmount_rootfs(rec_.id);
   if (!net_.ports.empty()) (void)unpublish_ports(rec_.id);
   unplug_endpoints(rec_.id, net_);
@@ -303,10 +304,7 @@ void run_vm_monitor(ContainerStore store, ContainerRecord rec, Json spec, bool w
   VmMonitor monitor(std::move(store), std::move(rec), std::move(spec), wait_for_attach);
   auto prepared = monitor.prepare();
   if (!prepared) {
-    if (monitor.worker_pid() > 0) {
-      ::kill(monitor.worker_pid(), SIGKILL);
-      ::waitpid(monitor.worker_pid(), nullptr, 0);
-    }
+    monitor.stop_worker();
     (void)write_all(report_fd, error_json(prepared.error()).dump());
     ::_exit(1);
   }

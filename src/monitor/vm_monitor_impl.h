@@ -19,13 +19,12 @@
 #include "vm/agent_protocol.h"
 #include "vm/qemu.h"
 #include "vm/template.h"
+#include "vm/worker.h"
 
 namespace isola::vm_monitor_detail {
 
 constexpr int kBootTimeoutMs = 180000;  // TCG on a loaded machine is slow
 constexpr uint32_t kInitStream = 1;
-constexpr int kQemuTapFd = 3;  // the tap's descriptor number in QEMU
-constexpr int kQemuRamFd = 4;  // a template maker's RAM (memfd) in QEMU
 
 inline int64_t mono_ms() {
   struct timespec ts;
@@ -49,6 +48,8 @@ class VmMonitor {
   Result<void> prepare();
   void run();
   pid_t worker_pid() const { return qemu_; }
+  // Kills and reaps QEMU if it runs; removes its cgroup.
+  void stop_worker();
 
  private:
   struct Boot {
@@ -61,7 +62,6 @@ class VmMonitor {
   Result<AgentFrame> boot_clone(VmConfig config, const UniqueFd& tap, const TemplateInfo& t);
   Result<void> start_worker(const VmConfig& config, const UniqueFd& tap, int memory_fd);
   Result<void> connect_agent(const VmConfig& config);
-  void stop_worker();
   Result<AgentFrame> wait_frame(int timeout_ms);
   Result<void> create_container();
   Result<void> send(AgentMsg type, uint32_t stream, std::string_view payload);
@@ -91,6 +91,7 @@ class VmMonitor {
   ContainerNetwork net_;
   std::optional<VmNetwork> nic_;  // the guest's NIC, from the container's first network
   Boot boot_;
+  VmConfig worker_config_;  // what stop_worker needs of the worker's set-up
   bool agent_reported_exit_ = false;
 };
 

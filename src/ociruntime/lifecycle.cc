@@ -90,7 +90,11 @@ Result<void> create_in(const StateRoot& root, const Context& ctx, const ParsedAr
     // The keeper, the monitor and QEMU are the container as the host sees
     // it: they go in the container's cgroup (without its limits, which
     // apply inside the guest), so that kill --all, ps and delete find them.
-    Cgroup cg = TRY(Cgroup::create(b.spec.linux.cgroups_path, Resources{}));
+    // QEMU's /dev/kvm is the one device the host's side needs (vm/worker.cc
+    // adds the VM's memory and pids limits when the worker joins).
+    Resources host_side;
+    host_side.devices.push_back(DeviceRule{true, 'c', 10, 232, "rwm"});
+    Cgroup cg = TRY(Cgroup::create(b.spec.linux.cgroups_path, host_side));
     info.cgroup_path = cg.path();
     KeeperRequest kr{id, root.dir(id), root.start_socket(id), cg.path(), b.spec, console.get(), preserve};
     Keeper k = TRY(launch_vm_keeper(kr));

@@ -185,6 +185,8 @@ Result<Prepared> prepare_vm(const KeeperRequest& req) {
       return fail(make_error("annotation", kVmBootAnnotation, "\"" + boot->second + "\" is not a boot mode: use auto or cold"));
     rec.options = Json{{"VmBoot", boot->second == "cold" ? "cold" : ""}};
   }
+  if (!rec.options.is_object()) rec.options = Json::object();
+  rec.options["KeeperCgroup"] = req.cgroup_path;
   rec = TRY(store.create(rec));
   std::string etc = store.etc_dir(rec.id);
   TRYV(mkdir_p(etc, 0755));

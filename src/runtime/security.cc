@@ -104,12 +104,6 @@ Result<uint64_t> cap_mask(const std::vector<std::string>& names, const char* set
   return mask;
 }
 
-std::vector<std::string> cap_names(uint64_t mask) {
-  std::vector<std::string> out;
-  for (int i = 0; i < kKnownCaps; ++i)
-    if (mask & (uint64_t{1} << i)) out.emplace_back(kCapNames[i]);
-  return out;
-}
 
 struct CapMasks {
   uint64_t bounding = 0, effective = 0, inheritable = 0, permitted = 0, ambient = 0;
@@ -125,17 +119,6 @@ Result<CapMasks> cap_masks(const Capabilities& c) {
   return m;
 }
 
-Result<void> capset_masks(uint64_t effective, uint64_t permitted, uint64_t inheritable) {
-  __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
-  __user_cap_data_struct data[2] = {};
-  for (int i = 0; i < 2; ++i) {
-    data[i].effective = static_cast<uint32_t>(effective >> (32 * i));
-    data[i].permitted = static_cast<uint32_t>(permitted >> (32 * i));
-    data[i].inheritable = static_cast<uint32_t>(inheritable >> (32 * i));
-  }
-  if (::syscall(SYS_capset, &header, data) != 0) return fail(sys_error("capset", "effective/permitted/inheritable"));
-  return {};
-}
 
 // In a user namespace whose setgroups is "deny" an empty list is moot.
 bool setgroups_denied() {
@@ -159,6 +142,25 @@ constexpr RlimitName kRlimits[] = {
 
 
 }  // namespace
+
+std::vector<std::string> cap_names(uint64_t mask) {
+  std::vector<std::string> out;
+  for (int i = 0; i < kKnownCaps; ++i)
+    if (mask & (uint64_t{1} << i)) out.emplace_back(kCapNames[i]);
+  return out;
+}
+
+Result<void> capset_masks(uint64_t effective, uint64_t permitted, uint64_t inheritable) {
+  __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
+  __user_cap_data_struct data[2] = {};
+  for (int i = 0; i < 2; ++i) {
+    data[i].effective = static_cast<uint32_t>(effective >> (32 * i));
+    data[i].permitted = static_cast<uint32_t>(permitted >> (32 * i));
+    data[i].inheritable = static_cast<uint32_t>(inheritable >> (32 * i));
+  }
+  if (::syscall(SYS_capset, &header, data) != 0) return fail(sys_error("capset", "effective/permitted/inheritable"));
+  return {};
+}
 
 Capabilities default_capabilities() {
   Capabilities c;

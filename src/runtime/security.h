@@ -44,4 +44,8 @@ Result<void> apply_rlimits(const std::vector<Rlimit>& rlimits);
 // permitted and inheritable sets unless the spec gives ambient capabilities.
 Result<void> switch_user_and_capabilities(const ProcessSpec& process);
 Result<void> set_no_new_privileges();
+// The names of the capabilities in `mask` ("CAP_CHOWN", ...).
+std::vector<std::string> cap_names(uint64_t mask);
+// Sets the calling thread's effective, permitted and inheritable sets.
+Result<void> capset_masks(uint64_t effective, uint64_t permitted, uint64_t inheritable);
 }  // namespace isola

@@ -88,12 +88,30 @@ std::string guest_dir() {
   return path_join(cache && *cache ? cache : "/var/cache/isola", "guest/current");
 }
 
-Result<std::string> find_agent() {
+namespace {
+
+// A file installed beside isola or in ../libexec/isola.
+Result<std::string> find_beside_isola(const std::string& name, const std::string& what) {
   std::string dir = exe_dir();
-  for (const std::string& candidate : {dir + "/isola-agent", dir + "/../libexec/isola/isola-agent"})
+  for (const std::string& candidate : {dir + "/" + name, dir + "/../libexec/isola/" + name})
     if (::access(candidate.c_str(), R_OK) == 0) return candidate;
-  return fail(make_error("find the guest agent", "isola-agent",
-                         "VM isolation needs isola-agent beside isola or in ../libexec/isola; reinstall isola"));
+  return fail(make_error("find " + what, name,
+                         "VM isolation needs " + name + " beside isola or in ../libexec/isola; reinstall isola"));
+}
+
+}  // namespace
+
+Result<std::string> find_agent() { return find_beside_isola("isola-agent", "the guest agent"); }
+
+Result<std::string> find_qemu_preload() {
+  auto found = find_beside_isola("isola-qemu-preload.so", "the VM worker's preload library");
+  if (!found) return found;
+  // The jail shows it at this path: make it one without symbolic links.
+  char* real = ::realpath(found->c_str(), nullptr);
+  if (!real) return fail(sys_error("realpath", *found));
+  std::string path(real);
+  ::free(real);
+  return path;
 }
 
 Result<GuestAssets> prepare_guest_assets(const std::string& agent) {

@@ -32,5 +32,7 @@ std::string detect_accelerator(std::string* why = nullptr);
 // The static agent: beside the isola binary in a build tree, or in
 // ../libexec/isola/ once installed.
 Result<std::string> find_agent();
+// The library the jailed QEMU is started with (vm/preload.c), by its real path.
+Result<std::string> find_qemu_preload();
 
 }  // namespace isola

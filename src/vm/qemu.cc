@@ -55,12 +55,15 @@ std::vector<std::string> qemu_command(const VmConfig& c) {
   add({"-name", "isola-vm-" + c.id.substr(0, 12) + ",process=" + vm_process_name(c.id)});
   // rtc=off would cost the guest two one-second waits for a clock.
   std::string machine = "microvm,x-option-roms=off,rtc=on";
-  const std::string mem_path =
-      c.memory_fd >= 0 ? "/proc/self/fd/" + std::to_string(c.memory_fd) : c.memory_file;
+  // The RAM's descriptor by the name QEMU opens; vm/preload.c turns that
+  // open into a copy of the descriptor.
+  const std::string mem_path = c.memory_fd >= 0 ? "/proc/self/fd/" + std::to_string(c.memory_fd) : "";
   if (!mem_path.empty()) machine += ",memory-backend=mem0";
   add({"-M", machine});
   if (c.accel == "kvm") add({"-accel", "kvm", "-cpu", "host"});
-  else add({"-accel", "tcg"});
+  // TCG's translation buffer is capped, so that the worker's memory limit
+  // (vm/jail.h) holds: 128 MiB is many times what a container's guest fills.
+  else add({"-accel", "tcg,tb-size=128"});
   add({"-m", std::to_string(c.memory_mb) + "M", "-smp", std::to_string(c.cpus)});
   if (!mem_path.empty())
     add({"-object", "memory-backend-file,id=mem0,size=" + std::to_string(c.memory_mb) + "M,mem-path=" + mem_path +
@@ -78,9 +81,11 @@ std::vector<std::string> qemu_command(const VmConfig& c) {
   if (c.accel != "kvm" && c.tsc_khz > 0) append += " tsc_early_khz=" + std::to_string(c.tsc_khz);
   if (!c.kernel_args.empty()) append += " " + c.kernel_args;
   add({"-append", append});
-  add({"-serial", "file:" + c.console_log});
+  // The console, the agent's channel and QMP come as open descriptors:
+  // the jailed worker creates no file.
+  add({"-add-fd", "fd=" + std::to_string(c.console_fd) + ",set=1", "-serial", "file:/dev/fdset/1"});
   add({"-device", "virtio-serial-device"});
-  add({"-chardev", "socket,id=agent,path=" + c.agent_socket + ",server=on,wait=off"});
+  add({"-chardev", "socket,id=agent,fd=" + std::to_string(c.agent_fd) + ",server=on,wait=off"});
   add({"-device", "virtserialport,chardev=agent,name=isola.agent"});
   int n = 0;
   for (const VmShare& s : c.shares) {
@@ -96,7 +101,9 @@ std::vector<std::string> qemu_command(const VmConfig& c) {
     add({"-netdev", "tap,id=net0,fd=" + std::to_string(c.tap_fd) + ",vhost=off"});
     add({"-device", "virtio-net-device,netdev=net0,mac=" + c.network->mac});
   }
-  if (!c.qmp_socket.empty()) add({"-qmp", "unix:" + c.qmp_socket + ",server=on,wait=off"});
+  if (!c.qmp_socket.empty())
+    add({"-chardev", "socket,id=qmp,fd=" + std::to_string(c.qmp_fd) + ",server=on,wait=off", "-mon",
+         "chardev=qmp,mode=control"});
   if (c.incoming) add({"-S", "-incoming", "defer"});
   return a;
 }

@@ -29,8 +29,16 @@ struct VmConfig {
   uint64_t memory_mb = 256;
   unsigned cpus = 1;
   std::vector<VmShare> shares;
-  std::string agent_socket;   // QEMU listens here for the agent channel
-  std::string console_log;    // the guest's serial console
+  std::string agent_socket;   // the agent channel's socket (QEMU gets it listening, as agent_fd)
+  std::string console_log;    // the guest's serial console (QEMU gets it open, as console_fd)
+  int agent_fd = -1;          // descriptor numbers in QEMU's process (vm/worker.h)
+  int console_fd = -1;
+  int qmp_fd = -1;
+  std::string jail_root;      // an empty directory the worker's jail is built on
+  // The worker's cgroup: "isola/<id>", made for it; or, under
+  // isola-runtime, the container's own, which it joins (join_cgroup).
+  std::string worker_cgroup;
+  bool join_cgroup = false;
   uint64_t tsc_khz = 0;       // the host's TSC rate, told to a TCG guest
   std::optional<VmNetwork> network;  // a NIC on `tap_fd`
   int tap_fd = -1;            // the tap's descriptor number in QEMU's process
@@ -38,10 +46,9 @@ struct VmConfig {
   // Templates (vm/template.h): guest RAM in a file instead of anonymous
   // memory, shared (a template being made) or private (a clone), a QMP
   // socket, and -incoming defer for a clone.
-  std::string memory_file;     // or:
   int memory_fd = -1;          // the RAM is this descriptor in QEMU's process
   bool memory_shared = false;
-  std::string qmp_socket;
+  std::string qmp_socket;      // QEMU gets it listening, as qmp_fd
   bool incoming = false;
 };
 

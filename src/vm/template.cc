@@ -1,6 +1,8 @@
 #include "vm/template.h"
 
 #include <fcntl.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -9,6 +11,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <cstring>
 
 #include "common/log.h"
 #include "common/sha256.h"
@@ -59,13 +62,35 @@ std::string find_in_path(const std::string& name) {
   return name;
 }
 
+// A template's files are immutable once sealed: a clone's jailed worker
+// holds its RAM and state as descriptors, and no one, root of its user
+// namespace included, may write through them (vm/jail.h). Removing one
+// lifts the flag first.
+Result<void> set_immutable(const std::string& path, bool on) {
+  UniqueFd fd = TRY(open_path(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+  int flags = 0;
+  if (::ioctl(fd.get(), FS_IOC_GETFLAGS, &flags) != 0) return fail(sys_error("read the flags of", path));
+  flags = on ? (flags | FS_IMMUTABLE_FL) : (flags & ~FS_IMMUTABLE_FL);
+  if (::ioctl(fd.get(), FS_IOC_SETFLAGS, &flags) != 0)
+    return fail(make_error("make a template read-only", path,
+                           std::string(std::strerror(errno)) + "; its file system must support immutable files "
+                                                               "(tmpfs from Linux 6.0)"));
+  return {};
+}
+
+Result<void> remove_template_dir(const std::string& dir) {
+  if (auto entries = list_dir(dir))
+    for (const std::string& e : *entries) (void)set_immutable(path_join(dir, e), false);
+  return remove_tree(dir);
+}
+
 // What makers of `key` that died left (the caller holds its lock, so
 // nobody is writing them), and removals that died half-way.
 void sweep_leftovers(const std::string& dir, const std::string& key) {
   auto entries = list_dir(dir);
   if (!entries) return;
   for (const std::string& e : *entries)
-    if (e.starts_with(".tmp-" + key + "-") || e.starts_with(".rm-")) (void)remove_tree(path_join(dir, e));
+    if (e.starts_with(".tmp-" + key + "-") || e.starts_with(".rm-")) (void)remove_template_dir(path_join(dir, e));
 }
 
 // Copies the data extents of `in` (tmpfs: holes stay holes) into `out`.
@@ -180,10 +205,11 @@ TemplateKey template_key(const VmConfig& config) {
   for (VmShare& s : c.shares) s.host_path = "-";
   c.agent_socket = c.console_log = "-";
   if (c.network) c.network = VmNetwork{"-", "-", "-", "-"};  // a clone's agent sets its own MAC
-  c.memory_file.clear();
   c.memory_fd = -1;
   c.memory_shared = false;
   c.qmp_socket.clear();
+  c.jail_root.clear();
+  c.worker_cgroup.clear();
   c.incoming = false;
   Json shares = Json::array();
   for (const VmShare& s : c.shares) shares.push_back(s.tag + (s.readonly ? ":ro" : ""));
@@ -238,7 +264,7 @@ Result<void> remove_template(const std::string& key) {
   // Renamed away first: a start looking for it never sees half of it.
   std::string doomed = path_join(dir, ".rm-" + match + "-" + random_hex(8));
   if (::rename(path_join(dir, match).c_str(), doomed.c_str()) != 0) return fail(sys_error("rename", match));
-  return remove_tree(doomed);
+  return remove_template_dir(doomed);
 }
 
 Result<std::optional<TemplateMaker>> TemplateMaker::begin(const TemplateKey& key, uint64_t memory_mb) {
@@ -262,7 +288,7 @@ Result<std::optional<TemplateMaker>> TemplateMaker::begin(const TemplateKey& key
 }
 
 TemplateMaker::~TemplateMaker() {
-  if (!sealed_ && !staging_.empty()) (void)remove_tree(staging_);
+  if (!sealed_ && !staging_.empty()) (void)remove_template_dir(staging_);
 }
 
 Result<Json> TemplateMaker::save(Qmp& qmp) {
@@ -293,8 +319,10 @@ Result<Json> TemplateMaker::save(Qmp& qmp) {
   int64_t t2 = mono_ms();
   Json meta = {{"key", key_.id}, {"shape", key_.shape}, {"created_ns", wall_ns()}};
   TRYV(write_file_atomic(path_join(staging_, "template.json"), meta.dump(2) + "\n", 0400));
-  for (const char* f : {"memory", "state"})
+  for (const char* f : {"memory", "state"}) {
     if (::chmod(path_join(staging_, f).c_str(), 0400) != 0) return fail(sys_error("chmod", f));
+    TRYV(set_immutable(path_join(staging_, f), true));
+  }
   std::string final_dir = path_join(templates_dir(), key_.id);
   if (::rename(staging_.c_str(), final_dir.c_str()) != 0) {
     if (errno == EEXIST || errno == ENOTEMPTY) return Json{{"save", t1 - t0}, {"copy", t2 - t1}};  // kept theirs

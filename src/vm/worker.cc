@@ -1,89 +1,176 @@
 #include "vm/worker.h"
 
 #include <fcntl.h>
-#include <linux/capability.h>
+#include <linux/close_range.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <vector>
 
 #include "common/fs.h"
 #include "common/log.h"
+#include "runtime/cgroup.h"
+#include "runtime/security.h"
+#include "vm/guest.h"
+#include "vm/worker_seccomp.h"
 
 namespace isola {
 
 namespace {
 
-// QEMU runs as root only because 9p's passthrough model must create files
-// with the guest's owners and modes. Keep just the capabilities that needs;
-// everything else (admin, modules, ptrace, raw I/O, ...) is gone from its
-// bounding set, so its root cannot have them, and it can never gain any.
-void drop_worker_privileges() {
-  static const int keep[] = {CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER,
-                             CAP_FSETID, CAP_MKNOD,       CAP_SETGID,          CAP_SETUID};
-  for (int cap = 0; cap <= 63; ++cap) {
-    if (std::find(std::begin(keep), std::end(keep), cap) != std::end(keep)) continue;
-    if (::prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 && errno == EINVAL) break;  // past the last one
-  }
-  ::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
-}
+struct ChildPlan {
+  std::vector<std::string> args, env;
+  JailPlan jail;
+  SeccompProgram filter;
+  WorkerFds fds;
+  int out = -1, go = -1, report = -1;
+};
 
-}  // namespace
-
-namespace {
-
-// Puts `fd` at `target` in the child, without close-on-exec.
-void place_fd(int fd, int target) {
+// Puts `fd` at `target`, open across exec.
+void place(int fd, int target) {
+  if (fd < 0) return;
   if (fd == target) ::fcntl(target, F_SETFD, 0);
-  else ::dup2(fd, target);  // the copy is not close-on-exec
+  else ::dup2(fd, target);
 }
 
-}  // namespace
-
-Result<pid_t> spawn_worker(const VmConfig& config, int tap_fd, int memory_fd, const std::string& output) {
-  std::vector<std::string> args = qemu_command(config);
-  log_debug("qemu: {}", [&] {
-    std::string s;
-    for (const auto& a : args) s += a + " ";
-    return s;
-  }());
-  UniqueFd out = TRY(open_path(output, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
-  pid_t pid = ::fork();
-  if (pid < 0) return fail(sys_error("fork"));
-  if (pid == 0) {
-    // The worker dies with its monitor: nobody else would stop the VM.
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+// Between clone and exec, in the worker: waits for its ids and cgroup, sets
+// up its descriptors and jail, and becomes QEMU. A failure is written to
+// the report pipe, which otherwise closes at exec.
+[[noreturn]] void become_worker(ChildPlan& p) {
+  // The worker dies with its monitor: nobody else would stop the VM.
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+  char go = 0;
+  if (::read(p.go, &go, 1) != 1) ::_exit(127);  // the monitor gave up
+  auto jailed = [&]() -> Result<void> {
     sigset_t none;
     sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
-    drop_worker_privileges();
-    ::dup2(out.get(), 1);
-    ::dup2(out.get(), 2);
-    int null = ::open("/dev/null", O_RDONLY);
-    ::dup2(null, 0);
-    // The tap and the RAM are all QEMU inherits beyond stdio. Both are
-    // moved out of the way first, so placing one cannot overwrite the other.
-    int keep = 3;
-    int tap = tap_fd >= 0 && config.tap_fd >= 0 ? ::fcntl(tap_fd, F_DUPFD_CLOEXEC, 10) : -1;
-    int ram = memory_fd >= 0 && config.memory_fd >= 0 ? ::fcntl(memory_fd, F_DUPFD_CLOEXEC, 10) : -1;
-    if (tap >= 0) {
-      place_fd(tap, config.tap_fd);
-      keep = std::max(keep, config.tap_fd + 1);
-    }
-    if (ram >= 0) {
-      place_fd(ram, config.memory_fd);
-      keep = std::max(keep, config.memory_fd + 1);
-    }
-    for (int fd = 3; fd < keep; ++fd)
-      if (!(tap >= 0 && fd == config.tap_fd) && !(ram >= 0 && fd == config.memory_fd)) ::close(fd);
-    ::close_range(static_cast<unsigned>(keep), ~0U, 0);
-    std::vector<char*> argv;
-    for (std::string& a : args) argv.push_back(a.data());
+    int null = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+    // Everything QEMU inherits is moved above its numbers first, so placing
+    // one cannot overwrite another; all else closes at exec.
+    auto lift = [](int& fd) {
+      if (fd >= 0) fd = ::fcntl(fd, F_DUPFD_CLOEXEC, 64);
+    };
+    for (int* fd : {&p.fds.tap, &p.fds.ram, &p.fds.agent, &p.fds.qmp, &p.fds.console, &p.out, &null, &p.report})
+      lift(*fd);
+    if (null < 0 || p.out < 0 || p.report < 0) return fail(sys_error("fcntl", "the worker's descriptors"));
+    ::close_range(0, ~0U, CLOSE_RANGE_CLOEXEC);
+    place(null, 0);
+    place(p.out, 1);
+    place(p.out, 2);
+    place(p.fds.tap, kWorkerTapFd);
+    place(p.fds.ram, kWorkerRamFd);
+    place(p.fds.agent, kWorkerAgentFd);
+    place(p.fds.qmp, kWorkerQmpFd);
+    place(p.fds.console, kWorkerConsoleFd);
+    TRYV(enter_jail(p.jail));
+    TRYV(set_no_new_privileges());
+    TRYV(load_seccomp(p.filter));
+    std::vector<char*> argv, envp;
+    for (std::string& a : p.args) argv.push_back(a.data());
     argv.push_back(nullptr);
-    ::execvp(argv[0], argv.data());
-    ::_exit(127);
+    for (std::string& e : p.env) envp.push_back(e.data());
+    envp.push_back(nullptr);
+    ::execvpe(argv[0], argv.data(), envp.data());
+    return fail(sys_error("exec", p.args[0]));
+  }();
+  std::string why = jailed.error().message();
+  (void)!::write(p.report, why.data(), why.size());
+  ::_exit(127);
+}
+
+Resources worker_limits(const VmConfig& config) {
+  Resources r;
+  r.memory_limit = static_cast<int64_t>(worker_memory_limit_mb(config.memory_mb) << 20);
+  r.pids_limit = kWorkerPidsLimit;
+  if (config.accel == "kvm") r.devices.push_back(DeviceRule{true, 'c', 10, 232, "rwm"});  // /dev/kvm
+  return r;
+}
+
+}  // namespace
+
+std::string worker_cgroup(const std::string& id) { return "isola/" + id; }
+
+void remove_worker_cgroup(const VmConfig& config) {
+  if (config.join_cgroup || config.worker_cgroup.empty()) return;
+  if (auto cg = Cgroup::open(config.worker_cgroup); cg)
+    if (auto r = cg->destroy(); !r) log_debug("worker cgroup: {}", r.error().message());
+}
+
+namespace {
+
+// The worker's cgroup with its limits: made, or (isola-runtime) the
+// container's, whose limits become the worker's (the keeper and the
+// monitor in it are a few MiB of the overhead).
+Result<Cgroup> worker_cgroup_for(const VmConfig& config) {
+  if (config.join_cgroup) {
+    Cgroup cg = TRY(Cgroup::open(config.worker_cgroup));
+    TRYV(cg.update(worker_limits(config)));
+    return cg;
+  }
+  remove_worker_cgroup(config);  // a dead worker's, if any
+  return Cgroup::create(config.worker_cgroup, worker_limits(config));
+}
+
+}  // namespace
+
+Result<pid_t> spawn_worker(const VmConfig& config, const WorkerFds& fds, const std::string& output) {
+  ChildPlan p;
+  p.args = qemu_command(config);
+  log_debug("qemu: {}", [&] {
+    std::string s;
+    for (const auto& a : p.args) s += a + " ";
+    return s;
+  }());
+  std::string preload = TRY(find_qemu_preload());
+  p.env = {"PATH=/usr/bin:/bin", "LD_PRELOAD=" + preload};
+  if (fds.ram >= 0) p.env.push_back("ISOLA_RAM_FD=" + std::to_string(kWorkerRamFd));
+  TRYV(mkdir_p(config.jail_root, 0700));
+  p.jail = jail_plan(config, config.jail_root, preload);
+  p.filter = TRY(worker_seccomp_program());
+  p.fds = fds;
+  UniqueFd out = TRY(open_path(output, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+  int go[2], report[2];
+  if (::pipe2(go, O_CLOEXEC) != 0) return fail(sys_error("pipe"));
+  UniqueFd go_read(go[0]), go_write(go[1]);
+  if (::pipe2(report, O_CLOEXEC) != 0) return fail(sys_error("pipe"));
+  UniqueFd report_read(report[0]), report_write(report[1]);
+  p.out = out.get();
+  p.go = go[0];
+  p.report = report[1];
+
+  Cgroup cg = TRY(worker_cgroup_for(config));
+  pid_t pid = static_cast<pid_t>(::syscall(SYS_clone, kJailNamespaces | SIGCHLD, nullptr, nullptr, nullptr, nullptr));
+  if (pid < 0) {
+    int err = errno;
+    remove_worker_cgroup(config);
+    return fail(sys_error(err, "clone", "the VM worker's namespaces"));
+  }
+  if (pid == 0) become_worker(p);
+  go_read.reset();
+  report_write.reset();
+  auto placed = [&]() -> Result<void> {
+    TRYV(map_jail_ids(pid));
+    return cg.add_process(pid);
+  }();
+  if (placed) (void)!::write(go_write.get(), "g", 1);
+  go_write.reset();
+  std::string why;
+  char buf[512];
+  for (ssize_t n; (n = ::read(report_read.get(), buf, sizeof buf)) != 0;) {
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) break;
+    why.append(buf, static_cast<size_t>(n));
+  }
+  if (!placed || !why.empty()) {
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, nullptr, 0);
+    remove_worker_cgroup(config);
+    if (!placed) return fail(placed.error().context("jail the VM worker"));
+    return fail(make_error("jail the VM worker", "qemu-system-x86_64", why));
   }
   return pid;
 }

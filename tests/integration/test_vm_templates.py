@@ -91,17 +91,26 @@ def monitors_using(templates):
     return processes_using(templates, "isola-monitor")
 
 
-def workers_using(templates):
-    return [int(d) for d in os.listdir("/proc") if d.isdigit() and _is_worker_of(d, templates)]
+def workers_of(monitors):
+    """The VM workers (QEMU, whose jail gives it an environment of its own)
+    that are children of `monitors`."""
+    found = []
+    for d in os.listdir("/proc"):
+        try:
+            status = Path(f"/proc/{d}/status").read_text() if d.isdigit() else ""
+        except OSError:
+            continue
+        fields = dict(line.split(":\t", 1) for line in status.splitlines() if ":\t" in line)
+        if fields.get("Name", "").startswith("isola-vm-") and int(fields.get("PPid", "0")) in monitors:
+            found.append(int(d))
+    return found
 
 
-def _is_worker_of(pid, templates):
+def alive(pid):
     try:
-        comm = Path(f"/proc/{pid}/comm").read_text().strip()
-        env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        return Path(f"/proc/{pid}/status").read_text().find("State:\tZ") < 0
     except OSError:
         return False
-    return comm.startswith("isola-vm-") and f"ISOLA_TEMPLATE_DIR={templates}".encode() in env
 
 
 def vm_info(box, cid):
@@ -269,9 +278,10 @@ def test_an_interrupted_template_is_never_used(box, fresh_templates):
     wait_for(lambda: any(n.startswith(".tmp-") for n in os.listdir(fresh_templates)), 60,
              what="a template being made")
     [monitor] = wait_for(lambda: monitors_using(fresh_templates), 10, what="the monitor making it")
+    [worker] = wait_for(lambda: workers_of([monitor]), 10, what="its VM worker")
     os.kill(monitor, signal.SIGKILL)
     proc.wait(60)
-    wait_for(lambda: not workers_using(fresh_templates), 10, what="QEMU to die with its monitor")
+    wait_for(lambda: not alive(worker), 10, what="QEMU to die with its monitor")
     assert sealed(fresh_templates) == [] and len(leftovers(fresh_templates)) == 1, os.listdir(fresh_templates)
     assert template_list(box) == []
     for cid in box.ids():
@@ -284,6 +294,11 @@ def test_an_interrupted_template_is_never_used(box, fresh_templates):
     assert leftovers(fresh_templates) == [], "a dead maker's files were not swept"
     [key] = sealed(fresh_templates)
     mem = fresh_templates / key / "memory"
+    # A sealed template's files are immutable (so that no clone's worker
+    # can write them); the test lifts that to damage one.
+    lsattr = subprocess.run(["lsattr", str(mem)], capture_output=True, text=True, check=True).stdout
+    assert "i" in lsattr.split()[0], lsattr
+    subprocess.run(["chattr", "-i", str(mem)], check=True)
     os.chmod(mem, 0o600)
     os.truncate(mem, 1 << 20)
     cid, again = run_vm(box, *QUIET, IMAGE, "sleep", "1000")
