@@ -6,6 +6,7 @@ after round, so that a slow moment of the machine hits all of them."""
 import json
 import os
 import subprocess
+import statistics
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -214,7 +215,7 @@ def check_boot(setup, want, *flags):
     return vm
 
 
-def vm_run_ms(setup, want, *flags):
+def vm_run_ms(setup, want, *flags, env=None):
     """Wall ms of one `run --rm --isolation=vm busybox true`, which must
     have started the way `want` says. Its ISOLA_TRACE tells a clone from a
     cold boot, so every sample is checked: a template that went missing
@@ -223,7 +224,7 @@ def vm_run_ms(setup, want, *flags):
     trace = setup.work / "vm-run.trace"
     trace.unlink(missing_ok=True)
     ms = timed(setup.isola("run", "--rm", "--isolation=vm", *flags, "busybox", "true"),
-               env=dict(os.environ, ISOLA_TRACE=str(trace)))
+               env=dict(os.environ, ISOLA_TRACE=str(trace), **(env or {})))
     got = boot_of_trace(trace)
     if got != want:
         raise RuntimeError(f"the VM started {got or 'in an unknown way'}, not {want}")
@@ -546,6 +547,52 @@ def case_pull(setup, rounds):
             "rows": rows_with_ratio(samples, errors, "isola pull")}
 
 
+JAILED_ROW = "VM clone, jailed worker"
+UNJAILED_ROW = "VM clone, ISOLA_VM_JAIL=off"
+JAIL_TARGET_MS = 10  # the issue's bounds on what the jail may cost a VM
+JAIL_TARGET_MIB = 2
+NO_JAIL = {"ISOLA_VM_JAIL": "off"}
+
+
+def idle_clone_pss_kib(setup, count, env):
+    """Mean PSS (monitor + worker) of `count` idle detached clones."""
+    ids = []
+    try:
+        for _ in range(count):
+            ids.append(run(setup.isola("run", "-d", "--isolation=vm", "busybox", "sleep", "100000"),
+                           env=dict(os.environ, **env)).stdout.strip())
+        time.sleep(2)  # past the start's transient allocations
+        containers = inspect_all(setup, ids)
+        if not boots_as({}, containers, "template"):
+            raise RuntimeError("a VM did not start as a clone")
+        return mean([vm_pss_kib(c) for c in containers])
+    finally:
+        remove_isola(setup, ids)
+
+
+def case_jail(setup, rounds):
+    """What the VM worker's jail costs: `run --rm --isolation=vm busybox true`
+    from a template with the jail and without it (ISOLA_VM_JAIL=off, for
+    this measurement only), in alternation; and the PSS of idle clones."""
+    ensure_template(setup)
+    measures = {JAILED_ROW: lambda r: vm_run_ms(setup, "template"),
+                UNJAILED_ROW: lambda r: vm_run_ms(setup, "template", env=NO_JAIL)}
+    samples, failed = alternate_ms(measures, rounds)
+    rows = rows_with_ratio(samples, failed, UNJAILED_ROW)
+    count = 1 if rounds <= 1 else 3  # --quick: one of each
+    pss = {JAILED_ROW: idle_clone_pss_kib(setup, count, {}), UNJAILED_ROW: idle_clone_pss_kib(setup, count, NO_JAIL)}
+    for row in rows:
+        row["per_container_kib"] = pss.get(row["name"])
+    cost_ms = statistics.median(samples[JAILED_ROW]) - statistics.median(samples[UNJAILED_ROW]) \
+        if samples.get(JAILED_ROW) and samples.get(UNJAILED_ROW) else None
+    cost_mib = (pss[JAILED_ROW] - pss[UNJAILED_ROW]) / 1024
+    notes = [f"Targets: the jail costs under {JAIL_TARGET_MS} ms and {JAIL_TARGET_MIB} MiB per VM.",
+             f"Measured: {cost_ms:+.1f} ms at start (medians), {cost_mib:+.2f} MiB PSS per idle clone "
+             f"(mean of {count} each)." if cost_ms is not None else "Measured: no start samples."]
+    return {"title": "The VM worker's jail: a clone's start and memory with and without it", "rows": rows,
+            "notes": notes}
+
+
 def case_breakdown(setup, rounds):
     # VM starts are clones, as a user's are: the template is made first so
     # that no round is the cold boot that makes it.
@@ -555,5 +602,5 @@ def case_breakdown(setup, rounds):
                           "vm": trace_runs(setup, ["run", "--rm", "--isolation=vm", "busybox", "true"], rounds)}}
 
 
-CASES = {"engine": case_engine, "runtime": case_runtime, "vm": case_vm, "network": case_network, "pull": case_pull,
-         "steady": case_steady, "breakdown": case_breakdown}
+CASES = {"engine": case_engine, "runtime": case_runtime, "vm": case_vm, "jail": case_jail, "network": case_network,
+         "pull": case_pull, "steady": case_steady, "breakdown": case_breakdown}

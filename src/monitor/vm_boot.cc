@@ -256,6 +256,7 @@ Result<void> VmMonitor::start_worker(const VmConfig& config, const UniqueFd& tap
   WorkerFds fds{tap ? tap.get() : -1, memory_fd, agent.get(), qmp ? qmp.get() : -1, console.get()};
   qemu_ = TRY(spawn_worker(config, fds, store_.console_path(rec_.id) + ".qemu"));
   qemu_gone_ = false;
+  trace("vm: QEMU exec'd in its jail");
   return {};
 }
 

@@ -69,7 +69,9 @@ Result<void> bind_tree(const std::string& source, const std::string& target, uin
   return {};
 }
 
-Result<void> drop_capabilities() {
+}  // namespace
+
+Result<void> keep_worker_capabilities() {
   for (int cap = 0; cap <= 63; ++cap) {
     if (std::find(std::begin(kWorkerCaps), std::end(kWorkerCaps), cap) != std::end(kWorkerCaps)) continue;
     if (::prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0) {
@@ -83,7 +85,10 @@ Result<void> drop_capabilities() {
   return capset_masks(keep, keep, 0);
 }
 
-}  // namespace
+bool jail_disabled() {
+  const char* v = std::getenv("ISOLA_VM_JAIL");
+  return v && std::string_view(v) == "off";
+}
 
 JailPlan jail_plan(const VmConfig& config, const std::string& root, const std::string& preload) {
   JailPlan plan;
@@ -156,7 +161,7 @@ Result<void> enter_jail(const JailPlan& plan) {
   TRYV(check(::umount2(".", MNT_DETACH), "umount", "the host's root"));
   TRYV(check(::chdir("/"), "chdir", "/"));
   TRYV(check(::sethostname(plan.hostname.data(), plan.hostname.size()), "sethostname", plan.hostname));
-  return drop_capabilities();
+  return keep_worker_capabilities();
 }
 
 Result<void> map_jail_ids(pid_t worker) {
@@ -199,6 +204,7 @@ Json worker_confinement(pid_t worker) {
         theirs.st_ino != mine.st_ino)
       ns.push_back(kind);
   }
+  out["Jail"] = !ns.empty();
   out.update({{"User", "uid " + first("Uid") + " (host ids mapped one to one) in its own user namespace"},
               {"Capabilities", cap_names(std::strtoull(fields["CapEff"].c_str(), nullptr, 16))},
               {"Namespaces", ns},

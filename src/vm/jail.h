@@ -47,6 +47,13 @@ JailPlan jail_plan(const VmConfig& config, const std::string& root, const std::s
 // between clone and exec: no threads, nothing else to undo on failure.
 Result<void> enter_jail(const JailPlan& plan);
 
+// ISOLA_VM_JAIL=off: the worker runs as before the jail (the host's
+// namespaces, root with 9p's capabilities, no cgroup and no filter of
+// isola's). For measuring what the jail costs (bench/run), never for use.
+bool jail_disabled();
+// Keeps only 9p's capabilities (bounding, effective, permitted).
+Result<void> keep_worker_capabilities();
+
 // In the monitor: maps the worker's user namespace onto the host's ids.
 Result<void> map_jail_ids(pid_t worker);
 

@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <optional>
 #include <vector>
 
 #include "common/fs.h"
@@ -27,6 +28,7 @@ struct ChildPlan {
   SeccompProgram filter;
   WorkerFds fds;
   int out = -1, go = -1, report = -1;
+  bool jailed = true;
 };
 
 // Puts `fd` at `target`, open across exec.
@@ -66,9 +68,14 @@ void place(int fd, int target) {
     place(p.fds.agent, kWorkerAgentFd);
     place(p.fds.qmp, kWorkerQmpFd);
     place(p.fds.console, kWorkerConsoleFd);
-    TRYV(enter_jail(p.jail));
-    TRYV(set_no_new_privileges());
-    TRYV(load_seccomp(p.filter));
+    if (p.jailed) {
+      TRYV(enter_jail(p.jail));
+      TRYV(set_no_new_privileges());
+      TRYV(load_seccomp(p.filter));
+    } else {
+      TRYV(keep_worker_capabilities());
+      TRYV(set_no_new_privileges());
+    }
     std::vector<char*> argv, envp;
     for (std::string& a : p.args) argv.push_back(a.data());
     argv.push_back(nullptr);
@@ -132,6 +139,7 @@ Result<pid_t> spawn_worker(const VmConfig& config, const WorkerFds& fds, const s
   p.jail = jail_plan(config, config.jail_root, preload);
   p.filter = TRY(worker_seccomp_program());
   p.fds = fds;
+  p.jailed = !jail_disabled();
   UniqueFd out = TRY(open_path(output, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
   int go[2], report[2];
   if (::pipe2(go, O_CLOEXEC) != 0) return fail(sys_error("pipe"));
@@ -142,8 +150,10 @@ Result<pid_t> spawn_worker(const VmConfig& config, const WorkerFds& fds, const s
   p.go = go[0];
   p.report = report[1];
 
-  Cgroup cg = TRY(worker_cgroup_for(config));
-  pid_t pid = static_cast<pid_t>(::syscall(SYS_clone, kJailNamespaces | SIGCHLD, nullptr, nullptr, nullptr, nullptr));
+  std::optional<Cgroup> cg;
+  if (p.jailed) cg = TRY(worker_cgroup_for(config));
+  const unsigned long namespaces = p.jailed ? kJailNamespaces : 0;
+  pid_t pid = static_cast<pid_t>(::syscall(SYS_clone, namespaces | SIGCHLD, nullptr, nullptr, nullptr, nullptr));
   if (pid < 0) {
     int err = errno;
     remove_worker_cgroup(config);
@@ -153,8 +163,9 @@ Result<pid_t> spawn_worker(const VmConfig& config, const WorkerFds& fds, const s
   go_read.reset();
   report_write.reset();
   auto placed = [&]() -> Result<void> {
+    if (!p.jailed) return {};
     TRYV(map_jail_ids(pid));
-    return cg.add_process(pid);
+    return cg->add_process(pid);
   }();
   if (placed) (void)!::write(go_write.get(), "g", 1);
   go_write.reset();

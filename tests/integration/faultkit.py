@@ -239,9 +239,12 @@ def assert_ps_truthful(box, settle=10):
             if st["Running"]:
                 problems.append(f"{cid[:12]}: ps says {state}, inspect says Running")
             # An exited container has no process left; a created one at most
-            # the set-up child of a monitor waiting for its CLI (not exec'd).
+            # the set-up child of a monitor waiting for its CLI (not exec'd),
+            # or, with VM isolation, the booted VM waiting for it (the
+            # worker's cgroup is the container's).
+            waiting = ("isola-monitor", "isola")
             live = [p for p in cgroup_procs(cid)
-                    if state != "created" or comm(p) not in ("isola-monitor", "isola")]
+                    if state != "created" or (info["Isolation"] != "vm" and comm(p) not in waiting)]
             if info["Isolation"] == "vm" and state != "created":
                 live += [p for p in processes_of_store(box.root) if comm(p) == "isola-vm-" + cid[:6]]
             if live:

@@ -17,7 +17,7 @@ def test_bench_run_quick_produces_table_json_and_chart(tmp_path):
     assert res.returncode == 0, f"exit {res.returncode}\n{res.stdout}\n{res.stderr}"
     table = res.stdout
     for title in ("Engine level", "Runtime level", "VM isolation", "Networks", "Density", "Steady state",
-                  "Where isola", "Pull of"):
+                  "Where isola", "Pull of", "The VM worker's jail"):
         assert f"### {title}" in table, table
     assert "| isola run --rm |" in table and "| podman run --rm (runc) |" in table, table
     assert "| runc run |" in table and "| isola-runtime run |" in table, table
@@ -35,6 +35,9 @@ def test_bench_run_quick_produces_table_json_and_chart(tmp_path):
     assert vm["isola run --rm --isolation=vm --vm-boot=cold"].get("boot") == "cold", vm
     assert results["vm"]["clone_check"]["Boot"] == "template", results["vm"]
     assert vm["bare QEMU + kernel + init"]["samples"], vm
+    jail = results["jail"]["rows"]
+    assert len(jail) == 2 and all(r["samples"] and r.get("per_container_kib", 0) > 0 and not r.get("error")
+                                  for r in jail), jail
     density = {r["name"]: r for r in results["density"]["density"]}
     assert len(density) == 6, density
     assert all(r.get("per_container_kib", 0) > 0 and not r.get("error") for r in density.values()), density

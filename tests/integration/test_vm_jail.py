@@ -5,7 +5,6 @@ filters (copied from the worker), checks that it can still do the worker's
 job (read and write its rootfs, give a file an owner), and tries what an
 escape would. Every VM here is real (TCG)."""
 
-import json
 import os
 import shutil
 import subprocess
@@ -14,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from containers import IMAGE, box, describe, wait_for  # noqa: F401
+from containers import IMAGE, box, cgroup_dirs, comm, describe  # noqa: F401
+from faultkit import assert_clean, processes_of_store
 from test_save_commit import store_blob, stored_manifest
 
 VM = "--isolation=vm"
@@ -150,3 +150,19 @@ def test_files_made_in_a_vm_keep_their_owners_and_commit_like_a_process_containe
         layers[isolation] = layer_members(box, f"own:{isolation}")
         box.rm_f(name)
     assert layers["vm"] == layers["process"]
+
+
+def test_a_jail_that_cannot_be_built_fails_the_start_and_leaves_nothing(box, tmp_path):
+    # The volume's directory goes between create and start: the worker's
+    # jail cannot show it, the start says so, and no process or cgroup stays.
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    cid = box.ok("create", VM, "--network", "none", "-v", f"{gone}:/v", IMAGE, "true").strip()
+    gone.rmdir()
+    res = box("start", "-a", cid, timeout=BOOT)
+    assert res.returncode == 125, describe(res)
+    assert "jail the VM worker" in res.stderr and str(gone) in res.stderr, describe(res)
+    assert not cgroup_dirs(cid), cgroup_dirs(cid)
+    assert not [p for p in processes_of_store(box.root) if comm(p) == "isola-vm-" + cid[:6]]
+    box.ok("rm", cid)
+    assert_clean(box, [cid])
