@@ -36,7 +36,6 @@ constexpr const char* kWorkerSyscalls[] = {
     "unlinkat", "unlink", "renameat", "renameat2", "linkat", "symlinkat", "mknodat", "fchownat", "fchown",
     "chmod", "fchmod", "fchmodat", "utimensat", "getxattr", "lgetxattr", "fgetxattr", "listxattr", "llistxattr",
     "flistxattr", "setxattr", "lsetxattr", "fsetxattr", "removexattr", "lremovexattr", "fremovexattr",
-    "name_to_handle_at",
 };
 
 constexpr uint64_t kCloneNamespaces = CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER |
