@@ -108,7 +108,8 @@ _isola() {
   elif [[ -n ${_isola_subcommands[$path]} ]]; then
     ((n == 0)) && _isola_reply "${_isola_subcommands[$path]}" "$cur" "$strip"; return 0
   else
-    local -a kinds=(${_isola_operands[$path]})
+    local -a kinds
+    read -ra kinds <<< "${_isola_operands[$path]}"  # no globbing: "container*" is a word, not a pattern
     if ((n < ${#kinds[@]})); then kind=${kinds[n]}
     elif ((${#kinds[@]})) && [[ ${kinds[-1]} == *'*' ]]; then kind=${kinds[-1]}
     fi

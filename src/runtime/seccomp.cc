@@ -299,7 +299,7 @@ struct FilterOwner {
 
 }  // namespace
 
-SeccompSpec default_seccomp_profile() {
+SeccompSpec empty_allow_list(bool native_only) {
   SeccompSpec s;
   s.default_action = "SCMP_ACT_ERRNO";
   s.default_errno_ret = EPERM;
@@ -308,6 +308,12 @@ SeccompSpec default_seccomp_profile() {
 #elif defined(__aarch64__)
   s.architectures = {"SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM"};
 #endif
+  if (native_only && !s.architectures.empty()) s.architectures.resize(1);
+  return s;
+}
+
+SeccompSpec default_seccomp_profile() {
+  SeccompSpec s = empty_allow_list(false);
   SeccompRule allow;
   allow.action = "SCMP_ACT_ALLOW";
   for (const char* n : kAllowed)

@@ -24,6 +24,11 @@ namespace isola {
 // mount etc. when --cap-add SYS_ADMIN is given.
 SeccompSpec default_seccomp_profile();
 
+// An allow-list with no entries yet: default action ERRNO(EPERM), for this
+// machine's native architecture and (unless native_only) its compatible
+// ones (x86 and x32 beside x86_64).
+SeccompSpec empty_allow_list(bool native_only);
+
 // Parses a seccomp profile in docker's JSON format or the OCI spec's format
 // (architectures or docker's archMap; names or name; errnoRet; args). Docker's
 // includes/excludes are judged once, for docker's default capabilities and

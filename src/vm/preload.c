@@ -40,14 +40,6 @@ int open(const char *path, int flags, ...) {
   return open_at(AT_FDCWD, path, flags, mode);
 }
 
-int open64(const char *path, int flags, ...) {
-  va_list ap;
-  va_start(ap, flags);
-  mode_t mode = mode_arg(flags, ap);
-  va_end(ap);
-  return open_at(AT_FDCWD, path, flags, mode);
-}
-
 int openat(int dirfd, const char *path, int flags, ...) {
   va_list ap;
   va_start(ap, flags);
@@ -56,13 +48,9 @@ int openat(int dirfd, const char *path, int flags, ...) {
   return open_at(dirfd, path, flags, mode);
 }
 
-int openat64(int dirfd, const char *path, int flags, ...) {
-  va_list ap;
-  va_start(ap, flags);
-  mode_t mode = mode_arg(flags, ap);
-  va_end(ap);
-  return open_at(dirfd, path, flags, mode);
-}
-
 int __open_2(const char *path, int flags) { return open_at(AT_FDCWD, path, flags, 0); }
-int __open64_2(const char *path, int flags) { return open_at(AT_FDCWD, path, flags, 0); }
+
+/* The large-file names are the same calls on 64-bit. */
+int open64(const char *path, int flags, ...) __attribute__((alias("open")));
+int openat64(int dirfd, const char *path, int flags, ...) __attribute__((alias("openat")));
+int __open64_2(const char *path, int flags) __attribute__((alias("__open_2")));

@@ -12,15 +12,16 @@ from containers import IMAGE, box  # noqa: F401  (the fixture)
 BIG = 300_000
 
 
-def bash_complete(bin_path, *words):
+def bash_complete(bin_path, *words, cwd=None):
     """COMPREPLY of the generated completion for the line `isola WORDS`,
-    the cursor on the last word (pass "" to complete a new word)."""
+    the cursor on the last word (pass "" to complete a new word), typed in
+    `cwd`."""
     script = (f'source <({shlex.quote(bin_path)} completion bash) || exit 9\n'
               f'COMP_WORDS=({" ".join(shlex.quote(w) for w in (bin_path, *words))})\n'
               f'COMP_CWORD={len(words)}\n'
               '_isola\n'
               'printf "%s\\n" "${COMPREPLY[@]}"\n')
-    res = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=60)
+    res = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=60, cwd=cwd)
     assert res.returncode == 0 and res.stderr == "", f"completion failed: {res}"
     return [w for w in res.stdout.splitlines() if w]
 
@@ -94,6 +95,11 @@ def test_completes_names_from_the_store_on_the_line(box, tmp_path):
     box.ok("network", "create", "compnet")
     root = ["--root", str(box.root)]
     assert bash_complete(box.bin, *root, "rm", "web") == ["webby"]
+    # Typed where files are named like the words the completion uses
+    # internally ("container*"): they are not globbed.
+    for name in ("containers.txt", "image-notes", "none"):
+        (tmp_path / name).write_text("")
+    assert bash_complete(box.bin, *root, "rm", "web", cwd=tmp_path) == ["webby"]
     assert "webby" in bash_complete(box.bin, *root, "start", "")
     assert bash_complete(box.bin, *root, "run", "-d", "busy") == ["busybox:latest"]
     # bash splits words at ':' by default; the tag still completes.

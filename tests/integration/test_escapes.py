@@ -43,10 +43,9 @@ BOOT = 240  # seconds an isola command may take while a VM boots under TCG
 HERE = Path(__file__).resolve().parent
 UP = "../" * 16  # more `..` than any path here is deep
 
-# The VM worker's capabilities (src/monitor/vm_monitor.cc): what 9p's
-# passthrough model needs and nothing else.
-WORKER_CAPS = sum(1 << c for c in (0, 1, 2, 3, 4, 6, 7, 27))  # CHOWN DAC_OVERRIDE DAC_READ_SEARCH
-#                                    FOWNER FSETID SETGID SETUID MKNOD
+# The VM worker's capabilities (src/vm/jail.cc), held in its own user
+# namespace: what 9p's passthrough model needs and nothing else.
+WORKER_CAPS = sum(1 << c for c in (0, 1, 2, 3, 4))  # CHOWN DAC_OVERRIDE DAC_READ_SEARCH FOWNER FSETID
 
 # Calls an escape needs and the default seccomp profile refuses
 # (escape_probe.c: `probe sys`).
@@ -651,7 +650,7 @@ def test_vm_guest_applies_the_same_defaults_and_the_worker_is_confined(box, prob
     (defence in depth before the guest kernel): seccomp refuses the same
     calls even with every capability, /proc/sys and sysrq-trigger are
     read-only, /proc/keys is masked. On the host, the VM's worker (QEMU)
-    keeps only the capabilities 9p needs, has no_new_privs, and runs under
+    keeps only the capabilities 9p needs, in a user namespace of its own, has no_new_privs, and runs under
     a seccomp filter (-sandbox on)."""
     found = host_block_device()
     cid = box.run_d(VM, "--cap-add", "ALL", "-v", f"{probe}:/probe:ro", IMAGE, "sleep", "1000", timeout=BOOT)
@@ -660,6 +659,8 @@ def test_vm_guest_applies_the_same_defaults_and_the_worker_is_confined(box, prob
     assert int(host_status(worker, "CapEff"), 16) & ~WORKER_CAPS == 0, host_status(worker, "CapEff")
     assert host_status(worker, "NoNewPrivs") == "1"
     assert host_status(worker, "Seccomp") == "2", "QEMU runs without its -sandbox filter"
+    assert host_status(worker, "Seccomp_filters") == "2", "isola's filter and QEMU's -sandbox"
+    assert os.readlink(f"/proc/{worker}/ns/user") != os.readlink("/proc/self/ns/user"), "not in a user namespace"
 
     res = box.exec(cid, "/probe/probe", "sys", timeout=60)
     got = pairs(res.stdout)
