@@ -122,6 +122,24 @@ Result<Cgroup> worker_cgroup_for(const VmConfig& config) {
   return Cgroup::create(config.worker_cgroup, worker_limits(config));
 }
 
+// Lets the worker go on once it is placed (else it exits as the pipe
+// closes), then waits for its exec: the report pipe closes then, or
+// carries what went wrong in the jail's set-up.
+Result<void> release_worker(const Result<void>& placed, UniqueFd go, UniqueFd report) {
+  if (placed) (void)!::write(go.get(), "g", 1);
+  go.reset();
+  std::string why;
+  char buf[512];
+  for (ssize_t n; (n = ::read(report.get(), buf, sizeof buf)) != 0;) {
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) break;
+    why.append(buf, static_cast<size_t>(n));
+  }
+  if (!placed) return fail(Error(placed.error()).context("jail the VM worker"));
+  if (!why.empty()) return fail(make_error("jail the VM worker", "qemu-system-x86_64", why));
+  return {};
+}
+
 }  // namespace
 
 Result<pid_t> spawn_worker(const VmConfig& config, const WorkerFds& fds, const std::string& output) {
@@ -167,21 +185,12 @@ Result<pid_t> spawn_worker(const VmConfig& config, const WorkerFds& fds, const s
     TRYV(map_jail_ids(pid));
     return cg->add_process(pid);
   }();
-  if (placed) (void)!::write(go_write.get(), "g", 1);
-  go_write.reset();
-  std::string why;
-  char buf[512];
-  for (ssize_t n; (n = ::read(report_read.get(), buf, sizeof buf)) != 0;) {
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) break;
-    why.append(buf, static_cast<size_t>(n));
-  }
-  if (!placed || !why.empty()) {
+  auto started = release_worker(placed, std::move(go_write), std::move(report_read));
+  if (!started) {
     ::kill(pid, SIGKILL);
     ::waitpid(pid, nullptr, 0);
     remove_worker_cgroup(config);
-    if (!placed) return fail(placed.error().context("jail the VM worker"));
-    return fail(make_error("jail the VM worker", "qemu-system-x86_64", why));
+    return fail(started.error());
   }
   return pid;
 }
