@@ -95,7 +95,7 @@ JailPlan jail_plan(const VmConfig& config, const std::string& root, const std::s
   plan.root = root;
   plan.hostname = vm_process_name(config.id);
   // QEMU, its libraries and firmware; the loader's cache.
-  plan.mounts.push_back({"/usr"});
+  plan.mounts.push_back({"/usr", false, false, true});
   for (const char* top : {"/lib", "/lib64", "/bin", "/sbin"}) {
     struct stat st;
     if (::lstat(top, &st) != 0) continue;
@@ -104,7 +104,7 @@ JailPlan jail_plan(const VmConfig& config, const std::string& root, const std::s
       ssize_t n = ::readlink(top, target, sizeof target - 1);
       if (n > 0) plan.links.push_back(std::string(top + 1) + "=" + std::string(target, static_cast<size_t>(n)));
     } else {
-      plan.mounts.push_back({top});
+      plan.mounts.push_back({top, false, false, true});
     }
   }
   if (path_exists("/etc/ld.so.cache")) plan.mounts.push_back({"/etc/ld.so.cache"});
@@ -113,7 +113,7 @@ JailPlan jail_plan(const VmConfig& config, const std::string& root, const std::s
   if (config.accel == "kvm") plan.mounts.push_back({"/dev/kvm", true, true});
   plan.mounts.push_back({config.assets.kernel});
   plan.mounts.push_back({config.assets.initramfs});
-  if (!preload.empty()) plan.mounts.push_back({preload});
+  if (!preload.empty()) plan.mounts.push_back({preload, false, false, true});
   for (const VmShare& s : config.shares) plan.mounts.push_back({s.host_path, !s.readonly});
   // A parent before what is mounted inside it.
   std::stable_sort(plan.mounts.begin(), plan.mounts.end(),
@@ -140,9 +140,8 @@ Result<void> enter_jail(const JailPlan& plan) {
     uint64_t attrs = MOUNT_ATTR_NOSUID;
     if (!m.writable) attrs |= MOUNT_ATTR_RDONLY;
     if (!m.device) attrs |= MOUNT_ATTR_NODEV;
-    // QEMU runs /usr's programs and libraries and nothing else.
-    if (m.path != "/usr" && m.path.rfind("/usr/", 0) != 0 && m.path != "/lib" && m.path != "/lib64")
-      attrs |= MOUNT_ATTR_NOEXEC;
+    // QEMU runs its programs and libraries and nothing else.
+    if (!m.executable) attrs |= MOUNT_ATTR_NOEXEC;
     TRYV(bind_tree(m.path, target, attrs));
   }
   // 9p reaches files through /proc/self/fd (chmod and xattrs without

@@ -29,6 +29,7 @@ struct JailMount {
   std::string path;       // on the host, and at the same path in the jail
   bool writable = false;  // else read-only
   bool device = false;    // a device node (else no device opens through it)
+  bool executable = false;  // QEMU's programs and libraries (else noexec)
 };
 
 struct JailPlan {

@@ -88,7 +88,18 @@ def processes_using(templates, name):
 
 
 def monitors_using(templates):
-    return processes_using(templates, "isola-monitor")
+    """The monitors only: the worker a monitor has just cloned is called
+    isola-monitor too, with its environment, until it execs QEMU (under ASan
+    long enough for a test to see both)."""
+    found = processes_using(templates, "isola-monitor")
+    return [pid for pid in found if _parent(pid) not in found]
+
+
+def _parent(pid):
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def workers_of(monitors):

@@ -57,9 +57,10 @@ bool has(const std::vector<std::string>& args, const std::string& a) {
 }  // namespace
 
 TEST(Jail, RootHoldsOnlyWhatTheVmNeeds) {
-  JailPlan plan = jail_plan(sample_config(), "/run/isola/c1/jail", "/usr/local/libexec/isola/isola-qemu-preload.so");
+  JailPlan plan = jail_plan(sample_config(), "/run/isola/c1/jail", "/opt/isola/isola-qemu-preload.so");
   for (const char* path : {"/usr", "/dev/null", "/dev/urandom", "/var/cache/isola/guest/6.1/vmlinux",
                            "/var/cache/isola/guest/6.1/initramfs-x.cpio", "/var/lib/isola/containers/c1/rootfs",
+                           "/opt/isola/isola-qemu-preload.so",
                            "/var/lib/isola/containers/c1/etc", "/srv/data", "/srv/data/inner"})
     EXPECT_NE(find(plan, path), nullptr) << path;
   // Read-only unless the VM writes there: the rootfs and rw volumes only.
@@ -67,6 +68,9 @@ TEST(Jail, RootHoldsOnlyWhatTheVmNeeds) {
     bool want = m.path == "/var/lib/isola/containers/c1/rootfs" || m.path == "/srv/data" || m.path == "/dev/null";
     EXPECT_EQ(m.writable, want) << m.path;
     EXPECT_EQ(m.device, m.path.starts_with("/dev/")) << m.path;
+    // Only QEMU's own code can be mapped executable, the preload included
+    // wherever it is installed.
+    EXPECT_EQ(m.executable, m.path == "/usr" || m.path.ends_with(".so")) << m.path;
   }
   // Nothing of the host's state or configuration beyond the loader's cache.
   for (const char* path : {"/", "/etc", "/var/lib/isola", "/run", "/proc", "/sys", "/dev/kvm", "/home", "/root"})
