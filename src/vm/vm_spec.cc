@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "common/fs.h"
 
@@ -60,8 +61,17 @@ Result<VmPlan> plan_vm(RuntimeSpec& spec, const std::string& etc_dir) {
   spec.root_path = "/run/isola/rootfs";
   int volumes = 0, files = 0;
   const std::string files_dir = path_join(etc_dir.substr(0, etc_dir.rfind('/')), "vm-files");
-  for (MountSpec& m : spec.mounts) {
-    if (m.type != "bind") continue;
+  // Shares are handed out in the order of the mounts' destinations, not of
+  // the spec's list: podman writes its bind mounts in a different order
+  // from one container to the next, and the shares' order is part of a VM
+  // template's key (the mounts themselves keep their order in the guest).
+  std::vector<MountSpec*> binds;
+  for (MountSpec& m : spec.mounts)
+    if (m.type == "bind") binds.push_back(&m);
+  std::stable_sort(binds.begin(), binds.end(),
+                   [](const MountSpec* a, const MountSpec* b) { return a->destination < b->destination; });
+  for (MountSpec* bind : binds) {
+    MountSpec& m = *bind;
     if (m.source.rfind(etc_dir + "/", 0) == 0) {
       m.source = "/run/isola/etc/" + m.source.substr(etc_dir.size() + 1);
       continue;
