@@ -82,7 +82,8 @@ TEST(Jail, RootHoldsOnlyWhatTheVmNeeds) {
 
   VmConfig kvm = sample_config();
   kvm.accel = "kvm";
-  const JailMount* dev = find(jail_plan(kvm, "/j", ""), "/dev/kvm");
+  JailPlan with_kvm = jail_plan(kvm, "/j", "");
+  const JailMount* dev = find(with_kvm, "/dev/kvm");
   ASSERT_NE(dev, nullptr);
   EXPECT_TRUE(dev->writable && dev->device);
 }
