@@ -21,7 +21,7 @@
 
 #include "agent/guest.h"
 #include "agent/ps.h"
-#include "agent/stdio.h"
+#include "runtime/stdio_set.h"
 #include "common/fs.h"
 #include "runtime/cgroup.h"
 #include "runtime/container.h"
@@ -38,6 +38,19 @@ constexpr auto kHostRetry = std::chrono::milliseconds(10);
 void set_nonblocking(int fd) {
   int flags = ::fcntl(fd, F_GETFL);
   if (flags >= 0) ::fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+}
+
+// net.ipv4.ip_forward → /proc/sys/net/ipv4/ip_forward, in the agent's own
+// network namespace (the one the container shares).
+Result<void> set_sysctls(const std::map<std::string, std::string>& sysctls) {
+  for (const auto& [key, value] : sysctls) {
+    if (key.find('/') != std::string::npos || key.find("..") != std::string::npos)
+      return fail(make_error("set sysctl", key, "not a sysctl name"));
+    std::string path = "/proc/sys/" + key;
+    std::replace(path.begin(), path.end(), '.', '/');
+    TRYV(write_file_in_place(path, value));
+  }
+  return {};
 }
 
 }  // namespace
@@ -272,8 +285,12 @@ void Agent::on_create(const AgentFrame& f) {
       send_error(f.stream, r.error());
       return;
     }
+    if (auto r = set_sysctls(req->guest_net_sysctls); !r) {
+      send_error(f.stream, r.error());
+      return;
+    }
   }
-  auto stdio = make_stdio(req->tty, req->interactive, req->size, false);
+  auto stdio = make_stdio(req->tty, req->interactive);
   if (!stdio) {
     send_error(f.stream, stdio.error());
     return;
@@ -295,6 +312,15 @@ void Agent::on_create(const AgentFrame& f) {
   if (!spawned) {
     send_error(f.stream, spawned.error());
     return;
+  }
+  if (stdio->console_sock) {
+    if (auto r = receive_master(*stdio, req->size); !r) {
+      ::kill(spawned->pid, SIGKILL);
+      while (::waitpid(spawned->pid, nullptr, 0) < 0 && errno == EINTR) {
+      }
+      send_error(f.stream, r.error());
+      return;
+    }
   }
   auto p = std::make_unique<Proc>();
   p->stream = f.stream;
@@ -327,7 +353,7 @@ void Agent::on_exec(const AgentFrame& f) {
     send_error(f.stream, req.error());
     return;
   }
-  auto stdio = make_stdio(req->process.terminal, req->interactive, req->size, true);
+  auto stdio = make_stdio(req->process.terminal, req->interactive);
   if (!stdio) {
     send_error(f.stream, stdio.error());
     return;

@@ -128,6 +128,15 @@ Result<CreateRequest> parse_create_request(std::string_view payload) {
     // The VM is the container's network: eth0 lives in the guest's own
     // namespace, which the container then shares.
     std::erase_if(req.spec.linux.namespaces, [](const NamespaceSpec& ns) { return ns.type == "network"; });
+    std::map<std::string, std::string>& sysctl = req.spec.linux.sysctl;
+    for (auto s = sysctl.begin(); s != sysctl.end();) {
+      if (!s->first.starts_with("net.")) {
+        ++s;
+        continue;
+      }
+      req.guest_net_sysctls.insert(*s);
+      s = sysctl.erase(s);
+    }
   }
   if (auto it = j.find("seccomp_bpf"); it != j.end() && !it->is_null()) {
     auto bytes = it->is_string() ? decode_hex(it->get<std::string>()) : std::nullopt;

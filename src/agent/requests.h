@@ -7,6 +7,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -14,6 +15,7 @@
 
 #include "common/error.h"
 #include "runtime/seccomp.h"
+#include "runtime/stdio_set.h"
 #include "spec/spec.h"
 #include "vm/agent_protocol.h"
 #include "vm/vm_network.h"
@@ -24,10 +26,6 @@ namespace isola::agent {
 struct Share {
   std::string tag;   // QEMU's mount_tag: "rootfs", "etc", "v0", ...
   std::string path;  // absolute, below /run/isola/
-};
-
-struct WindowSize {
-  unsigned short rows = 24, cols = 80;
 };
 
 struct CreateRequest {
@@ -41,6 +39,10 @@ struct CreateRequest {
   // The VM's NIC: the container then shares the guest's network namespace
   // (spec's "network" namespace dropped), where the agent configures eth0.
   std::optional<NicConfig> network;
+  // With a network the container shares the guest's namespace, the VM's
+  // own: its net.* sysctls are the agent's to set there (the runtime would
+  // refuse them outside a namespace of the container's own).
+  std::map<std::string, std::string> guest_net_sysctls;
   // The spec's seccomp filter, compiled by the host ("seccomp_bpf", hex).
   std::optional<SeccompProgram> seccomp_program;
 };

@@ -9,6 +9,7 @@
 
 #include "common/error.h"
 #include "common/json.h"
+#include "engine/options.h"
 #include "net/endpoint.h"
 
 namespace isola::cli {
@@ -29,8 +30,13 @@ int report(const Error& error);
 void add_image_commands(CLI::App& app, Globals& globals);
 void add_run_commands(CLI::App& app, Globals& globals);
 void add_container_commands(CLI::App& app, Globals& globals);
+// ps under `parent` as `name` (isola ps, isola container ls).
+void add_ps_command(CLI::App& parent, const char* name, Globals& globals);
+// "process" or "vm", as ps and inspect show it.
+const char* isolation_text(Isolation isolation);
 void add_info_command(CLI::App& app, Globals& globals);
 void add_network_commands(CLI::App& app, Globals& globals);
+void add_volume_commands(CLI::App& app, Globals& globals);
 // After add_image_commands: pull and push also go under `image`.
 void add_registry_commands(CLI::App& app, Globals& globals);
 
@@ -55,6 +61,8 @@ Result<StoreSummary> store_summary(const std::string& root);
 std::string guest_kernel_version();
 // After add_container_commands: also registers "container commit".
 void add_commit_commands(CLI::App& app, Globals& globals);
+// After add_container_commands and add_image_commands: cp, export, diff, history.
+void add_file_commands(CLI::App& app, Globals& globals);
 
 // A container's NetworkSettings for inspect.
 Json network_settings_json(const ContainerNetwork& net);

@@ -1,5 +1,6 @@
-// Commands that manage existing containers: ps, inspect, logs, top, stats,
-// stop, kill, restart, rm, wait, pause, unpause, rename, container prune.
+// Commands that manage existing containers: inspect, logs, top, stats,
+// stop, kill, restart, rm, wait, pause, unpause, rename, container prune
+// (ps: ps_command.cc).
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -7,48 +8,24 @@
 
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <set>
 #include <sstream>
 
 #include "cli/command_tree.h"
 #include "cli/commands.h"
+#include "cli/filters.h"
+#include "cli/output_format.h"
 #include "cli/table.h"
 #include "engine/engine.h"
 #include "engine/networking.h"
+#include "engine/volumes.h"
 #include "vm/jail.h"
 #include "monitor/client.h"
 
 namespace isola::cli {
 
 namespace {
-
-std::string human_duration(int64_t secs) {
-  if (secs < 1) return "Less than a second";
-  if (secs < 60) return std::to_string(secs) + " second" + (secs == 1 ? "" : "s");
-  if (secs < 120) return "About a minute";
-  if (secs < 3600) return std::to_string(secs / 60) + " minutes";
-  if (secs < 7200) return "About an hour";
-  if (secs < 172800) return std::to_string(secs / 3600) + " hours";
-  return std::to_string(secs / 86400) + " days";
-}
-
-std::string status_text(const ContainerState& st) {
-  int64_t now = now_ns();
-  if (st.status == "running") return "Up " + human_duration((now - st.started_ns) / 1000000000);
-  if (st.status == "paused") return "Up " + human_duration((now - st.started_ns) / 1000000000) + " (Paused)";
-  if (st.status == "exited")
-    return "Exited (" + std::to_string(st.exit_code) + ") " + human_ago(st.finished_ns / 1000000000, now / 1000000000);
-  return "Created";
-}
-
-std::string quoted_command(const std::vector<std::string>& args) {
-  std::string cmd;
-  for (const std::string& a : args) cmd += (cmd.empty() ? "" : " ") + a;
-  if (cmd.size() > 20) cmd = cmd.substr(0, 19) + "…";
-  return "\"" + cmd + "\"";
-}
-
-const char* isolation_text(Isolation i) { return i == Isolation::vm ? "vm" : "process"; }
 
 // Runs a function per container reference, printing the reference on success.
 template <class F>
@@ -69,43 +46,18 @@ int for_each_ref(const Globals& g, const std::vector<std::string>& refs, F&& fn)
   return code;
 }
 
-int cmd_ps(const Globals& g, bool all, bool quiet, bool no_trunc, const std::string& format) {
-  auto engine = Engine::open(g.root);
-  if (!engine) return report(engine.error());
-  auto list = engine->containers().list();
-  if (!list) return report(list.error());
-  Table table({"CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "NAMES", "ISOLATION"});
-  Json json = Json::array();
-  int64_t now = now_ns() / 1000000000;
-  for (const ContainerRecord& r : *list) {
-    ContainerState st = engine->containers().state(r.id);
-    if (!all && st.status != "running" && st.status != "paused") continue;
-    std::string id = no_trunc ? r.id : r.id.substr(0, 12);
-    if (quiet) {
-      std::cout << id << "\n";
-      continue;
-    }
-    if (format == "json") {
-      json.push_back({{"Id", r.id}, {"Names", {r.name}}, {"Image", r.image}, {"ImageID", "sha256:" + r.image_id},
-                      {"Command", r.command}, {"Created", r.created_ns / 1000000000}, {"State", st.status},
-                      {"Status", status_text(st)}, {"ExitCode", st.exit_code}, {"Pid", st.pid},
-                      {"Isolation", isolation_text(r.isolation)}, {"Labels", r.labels}});
-      continue;
-    }
-    table.add({id, r.image, quoted_command(r.command), human_ago(r.created_ns / 1000000000, now), status_text(st),
-               r.name, isolation_text(r.isolation)});
-  }
-  if (quiet) return 0;
-  if (format == "json") std::cout << json.dump(2) << "\n";
-  else std::cout << table.render();
-  return 0;
-}
+// "2026-12-07 05:22:33 +0000 UTC", docker's .CreatedAt.
 
 Json container_json(Engine& engine, const ContainerRecord& r) {
   ContainerStore& cs = engine.containers();
   ContainerState st = cs.state(r.id);
   Json mounts = Json::array();
-  if (auto vols = r.options.find("Volumes"); vols != r.options.end() && vols->is_array())
+  if (auto recorded = r.options.find("Mounts"); recorded != r.options.end() && recorded->is_array()) {
+    for (Json m : *recorded) {
+      m.erase("Anonymous");  // isola's own, for rm -v
+      mounts.push_back(m);
+    }
+  } else if (auto vols = r.options.find("Volumes"); vols != r.options.end() && vols->is_array())
     for (const Json& v : *vols) {
       std::string s = v.get<std::string>();
       std::vector<std::string> parts;
@@ -121,6 +73,7 @@ Json container_json(Engine& engine, const ContainerRecord& r) {
                  {"Env", r.options.value("Env", Json::array())}, {"WorkingDir", r.options.value("WorkingDir", "")},
                  {"User", r.options.value("User", "")}, {"Tty", r.tty}, {"OpenStdin", r.interactive},
                  {"Labels", r.labels}, {"StopSignal", r.stop_signal}};
+  if (auto t = r.options.find("StopTimeout"); t != r.options.end()) config["StopTimeout"] = *t;
   if (auto spec_text = read_file(cs.spec_path(r.id)); spec_text)
     if (auto spec = parse_json(*spec_text, "config.json"); spec) {
       config["Hostname"] = spec->value("hostname", "");
@@ -138,6 +91,7 @@ Json container_json(Engine& engine, const ContainerRecord& r) {
            {{"Status", st.status},
             {"Running", st.status == "running" || st.status == "paused"},
             {"Paused", st.status == "paused"},
+            {"Restarting", false},
             {"OOMKilled", st.oom_killed},
             {"Dead", false},
             {"Pid", (st.status == "running" || st.status == "paused") ? st.pid : 0},
@@ -147,6 +101,8 @@ Json container_json(Engine& engine, const ContainerRecord& r) {
             {"StartedAt", format_time_ns(st.started_ns)},
             {"FinishedAt", format_time_ns(st.finished_ns)}}},
           {"Image", "sha256:" + r.image_id},
+          {"Platform", "linux"},
+          {"Driver", "overlay"},
           {"Isolation", isolation_text(r.isolation)},
           {"VM", r.isolation != Isolation::vm ? Json(nullptr)
                                               : Json{{"WorkerPid", (st.status == "running") ? st.pid : 0},
@@ -170,7 +126,7 @@ Json container_json(Engine& engine, const ContainerRecord& r) {
             {"Data", {{"MergedDir", cs.rootfs_dir(r.id)}, {"UpperDir", cs.upper_dir(r.id)}, {"WorkDir", cs.work_dir(r.id)}}}}}};
 }
 
-int cmd_inspect(const Globals& g, const std::vector<std::string>& refs) {
+int cmd_inspect(const Globals& g, const std::vector<std::string>& refs, const std::string& format) {
   auto engine = Engine::open(g.root);
   if (!engine) return report(engine.error());
   Json out = Json::array();
@@ -186,12 +142,20 @@ int cmd_inspect(const Globals& g, const std::vector<std::string>& refs) {
       for (const Digest& d : image->layers) layers.push_back(d.str());
       out.push_back({{"Id", image->id.str()}, {"RepoTags", image->tags}, {"Created", image->created},
                      {"Size", image->size}, {"Config", config ? config->value("config", Json::object()) : Json::object()},
+                     {"Architecture", config ? json_string_or(*config, "architecture", "") : ""},
+                     {"Os", config ? json_string_or(*config, "os", "") : ""},
                      {"RootFS", {{"Type", "layers"}, {"Layers", layers}}}});
       continue;
     }
     code = report(make_error("inspect", ref, "no such container or image"));
   }
-  std::cout << out.dump(2) << "\n";
+  if (format.empty()) {
+    std::cout << out.dump(2) << "\n";
+    return code;
+  }
+  auto text = format_each(std::vector<Json>(out.begin(), out.end()), format);
+  if (!text) return report(text.error());
+  std::cout << *text;
   return code;
 }
 
@@ -251,6 +215,8 @@ int cmd_logs(const Globals& g, const std::string& ref, bool follow, int tail, bo
 // A VM's processes are the guest's: the agent lists them (guest PIDs).
 int top_in_vm(Engine& engine, const ContainerRecord& rec) {
   ContainerState st = engine.containers().state(rec.id);
+  if (st.status == "paused")
+    return report(make_error("top", rec.name, "its VM is frozen while the container is paused; unpause it first"));
   if (st.status != "running") return report(make_error("top", rec.name, "the container is not running"));
   auto reply = monitor_call(ContainerStore::socket_path(rec.id), {{"op", "ps"}});
   if (!reply) return report(reply.error());
@@ -343,7 +309,7 @@ int cmd_stats(const Globals& g, std::vector<std::string> refs, const std::string
   for (size_t i = 0; i < recs.size(); ++i) before[i] = engine->usage(recs[i]);
   constexpr int64_t kSampleNs = 500000000;
   ::usleep(kSampleNs / 1000);
-  Table table({"CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "PIDS"});
+  std::vector<Json> rows;
   Json json = Json::array();
   long cpus = ::sysconf(_SC_NPROCESSORS_ONLN);
   for (size_t i = 0; i < recs.size(); ++i) {
@@ -356,14 +322,22 @@ int cmd_stats(const Globals& g, std::vector<std::string> refs, const std::string
     char cpu_s[32], mem_s[32];
     std::snprintf(cpu_s, sizeof cpu_s, "%.2f%%", cpu);
     std::snprintf(mem_s, sizeof mem_s, "%.2f%%", mem_pct);
-    table.add({recs[i].id.substr(0, 12), recs[i].name, cpu_s, human_size(now.memory_usage) + " / " + human_size(limit),
-               mem_s, std::to_string(now.pids_current)});
+    rows.push_back({{"Container", refs.empty() ? recs[i].id.substr(0, 12) : refs[i]}, {"ID", recs[i].id.substr(0, 12)},
+                    {"Name", recs[i].name}, {"CPUPerc", cpu_s},
+                    {"MemUsage", human_size(now.memory_usage) + " / " + human_size(limit)}, {"MemPerc", mem_s},
+                    {"NetIO", "--"}, {"BlockIO", "--"}, {"PIDs", std::to_string(now.pids_current)}});
     json.push_back({{"ID", recs[i].id}, {"Name", recs[i].name}, {"CPUPerc", cpu}, {"MemUsage", now.memory_usage},
                     {"MemLimit", limit}, {"MemPerc", mem_pct}, {"PIDs", now.pids_current}, {"OnlineCPUs", cpus}});
   }
-  if (format == "json") std::cout << json.dump(2) << "\n";
-  else std::cout << table.render();
-  return 0;
+  if (format == "json") {
+    std::cout << json.dump(2) << "\n";
+    return 0;
+  }
+  static const std::vector<Column> columns = {
+      {"ID", "CONTAINER ID"}, {"Name", "NAME"}, {"CPUPerc", "CPU %"}, {"MemUsage", "MEM USAGE / LIMIT"},
+      {"MemPerc", "MEM %"}, {"NetIO", "NET I/O", false}, {"BlockIO", "BLOCK I/O", false}, {"PIDs", "PIDS"},
+      {"Container", "CONTAINER", false}};
+  return print_rows(rows, format, columns);
 }
 
 int cmd_wait(const Globals& g, const std::vector<std::string>& refs) {
@@ -398,27 +372,21 @@ int cmd_prune(const Globals& g) {
 
 void add_container_commands(CLI::App& app, Globals& g) {
   struct Args {
-    std::vector<std::string> refs, ps_args;
-    std::string ref, name, format = "table", signal = "KILL";
+    std::vector<std::string> refs, ps_args, filters;
+    std::string ref, name, format = "table", inspect_format, signal = "KILL";
     bool all = false, quiet = false, no_trunc = false, force = false, volumes = false, follow = false,
          timestamps = false, no_stream = false;
-    int timeout = 10, tail = -1;
+    int tail = -1;
+    std::optional<int> timeout;  // -t; else the container's --stop-timeout
   };
   auto a = std::make_shared<Args>();
 
-  auto add_ps = [&](CLI::App& parent, const char* name) {
-    auto* ps = parent.add_subcommand(name, "List containers");
-    ps->add_flag("-a,--all", a->all, "Show all containers (default: running)");
-    ps->add_flag("-q,--quiet", a->quiet, "Only IDs");
-    ps->add_flag("--no-trunc", a->no_trunc, "Full IDs");
-    ps->add_option("--format", a->format, "table or json");
-    ps->callback([&g, a] { g.action = [&g, a] { return cmd_ps(g, a->all, a->quiet, a->no_trunc, a->format); }; });
-  };
-  add_ps(app, "ps");
+  add_ps_command(app, "ps", g);
 
   auto* inspect = app.add_subcommand("inspect", "Show containers or images as JSON");
+  inspect->add_option("-f,--format", a->inspect_format, "Print each object through a Go template, e.g. '{{.State.Pid}}'");
   inspect->add_option("NAME", a->refs)->required();
-  inspect->callback([&g, a] { g.action = [&g, a] { return cmd_inspect(g, a->refs); }; });
+  inspect->callback([&g, a] { g.action = [&g, a] { return cmd_inspect(g, a->refs, a->inspect_format); }; });
 
   auto* logs = app.add_subcommand("logs", "Show a container's output");
   logs->add_flag("-f,--follow", a->follow, "Follow the output until the container exits");
@@ -440,26 +408,28 @@ void add_container_commands(CLI::App& app, Globals& g) {
 
   auto* stats = app.add_subcommand("stats", "Show containers' resource usage");
   stats->add_flag("--no-stream", a->no_stream, "One sample, then exit (the only mode)");
-  stats->add_option("--format", a->format, "table or json");
+  stats->add_option("--format", a->format, "table, json, 'table TEMPLATE' or a Go TEMPLATE");
   stats->add_option("CONTAINER", a->refs);
   stats->callback([&g, a] { g.action = [&g, a] { return cmd_stats(g, a->refs, a->format); }; });
 
   auto* stop = app.add_subcommand("stop", "Stop containers: stop signal, then SIGKILL after a timeout");
-  stop->add_option("-t,--time", a->timeout, "Seconds to wait before killing (default 10)");
+  stop->add_option("-t,--time", a->timeout, "Seconds to wait before killing (default: the container's, 10)");
   stop->add_option("CONTAINER", a->refs)->required();
   stop->callback([&g, a] {
     g.action = [&g, a] {
-      return for_each_ref(g, a->refs, [&](Engine& e, const ContainerRecord& r) { return e.stop(r, a->timeout); });
+      return for_each_ref(g, a->refs, [&](Engine& e, const ContainerRecord& r) {
+        return e.stop(r, a->timeout.value_or(stop_timeout_of(r)));
+      });
     };
   });
 
   auto* restart = app.add_subcommand("restart", "Stop and start containers");
-  restart->add_option("-t,--time", a->timeout, "Seconds to wait before killing (default 10)");
+  restart->add_option("-t,--time", a->timeout, "Seconds to wait before killing (default: the container's, 10)");
   restart->add_option("CONTAINER", a->refs)->required();
   restart->callback([&g, a] {
     g.action = [&g, a] {
       return for_each_ref(g, a->refs, [&](Engine& e, const ContainerRecord& r) -> Result<void> {
-        TRYV(e.stop(r, a->timeout));
+        TRYV(e.stop(r, a->timeout.value_or(stop_timeout_of(r))));
         TRY(e.start(r, false));
         return {};
       });
@@ -479,11 +449,15 @@ void add_container_commands(CLI::App& app, Globals& g) {
 
   auto* rm = app.add_subcommand("rm", "Remove containers");
   rm->add_flag("-f,--force", a->force, "Kill a running container first");
-  rm->add_flag("-v,--volumes", a->volumes, "Remove anonymous volumes (isola creates none)");
+  rm->add_flag("-v,--volumes", a->volumes, "Remove the container's anonymous volumes");
   rm->add_option("CONTAINER", a->refs)->required();
   rm->callback([&g, a] {
     g.action = [&g, a] {
-      return for_each_ref(g, a->refs, [&](Engine& e, const ContainerRecord& r) { return e.remove(r, a->force); });
+      return for_each_ref(g, a->refs, [&](Engine& e, const ContainerRecord& r) -> Result<void> {
+        TRYV(e.remove(r, a->force));
+        if (a->volumes) remove_anonymous_volumes(e.containers().root(), r);
+        return {};
+      });
     };
   });
 
@@ -515,7 +489,7 @@ void add_container_commands(CLI::App& app, Globals& g) {
 
   auto* container = app.add_subcommand("container", "Manage containers");
   container->require_subcommand(1);
-  add_ps(*container, "ls");
+  add_ps_command(*container, "ls", g);
   auto* prune = container->add_subcommand("prune", "Remove all stopped containers");
   prune->add_flag("-f,--force", a->force, "Do not ask (isola never asks)");
   prune->callback([&g] { g.action = [&g] { return cmd_prune(g); }; });

@@ -4,9 +4,12 @@
 #include <algorithm>
 #include <ctime>
 #include <iostream>
+#include <map>
 #include <memory>
 
 #include "cli/commands.h"
+#include "cli/filters.h"
+#include "cli/output_format.h"
 #include "cli/table.h"
 #include "image/store.h"
 
@@ -79,14 +82,48 @@ std::vector<ImageRow> image_rows(const std::vector<ImageRecord>& images) {
   return rows;
 }
 
-int cmd_images(const Globals& g, bool quiet, bool no_trunc, const std::string& format) {
-  if (format != "table" && format != "json")
-    return report(make_error("images", format, "unknown --format; use 'table' or 'json'"));
+// Whether an image row passes images' --filter (docker's keys).
+Result<bool> image_matches(ImageStore& store, const Filters& f, const ImageRow& r) {
+  auto created_of = [&](const std::string& ref) -> Result<int64_t> {
+    auto other = store.resolve(ref);
+    if (!other) return fail(other.error());
+    return parse_rfc3339(other->created);
+  };
+  int64_t created = parse_rfc3339(r.image->created);
+  for (const std::string& v : f.values("before"))
+    if (created >= TRY(created_of(v))) return false;
+  for (const std::string& v : f.values("since"))
+    if (created <= TRY(created_of(v))) return false;
+  for (const std::string& v : f.values("dangling"))
+    if (v != "true" && v != "false" && v != "1" && v != "0")
+      return fail(make_error("--filter", "dangling=" + v, "not a boolean; use dangling=true or dangling=false"));
+  std::map<std::string, std::string> labels;
+  if (f.has("label") || f.has("label!"))
+    if (auto config = store.config(*r.image); config)
+      if (auto l = config->value("config", Json::object()).value("Labels", Json::object()); l.is_object())
+        for (auto it = l.begin(); it != l.end(); ++it)
+          if (it->is_string()) labels[it.key()] = it->get<std::string>();
+  return f.any("reference", [&](const std::string& v) {
+           return r.tag != "<none>" && (glob_match(v, r.repo) || glob_match(v, r.repo + ":" + r.tag));
+         }) &&
+         f.any("dangling", [&](const std::string& v) { return (v == "true" || v == "1") == r.image->tags.empty(); }) &&
+         f.labels_match(labels);
+}
+
+int cmd_images(const Globals& g, bool quiet, bool no_trunc, const std::string& format,
+               const std::vector<std::string>& filter_args) {
+  auto filters = Filters::parse(filter_args, {"before", "dangling", "label", "reference", "since"});
+  if (!filters) return report(filters.error());
   auto store = open_store(g);
   if (!store) return report(store.error());
   auto images = store->list();
   if (!images) return report(images.error());
-  std::vector<ImageRow> rows = image_rows(*images);
+  std::vector<ImageRow> rows;
+  for (const ImageRow& r : image_rows(*images)) {
+    auto keep = image_matches(*store, *filters, r);
+    if (!keep) return report(keep.error());
+    if (*keep) rows.push_back(r);
+  }
   if (quiet) {
     std::vector<std::string> seen;
     for (const ImageRow& r : rows) {
@@ -105,13 +142,20 @@ int cmd_images(const Globals& g, bool quiet, bool no_trunc, const std::string& f
     std::cout << out.dump(2) << "\n";
     return 0;
   }
-  Table table({"REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"});
   int64_t now = static_cast<int64_t>(::time(nullptr));
-  for (const ImageRow& r : rows)
-    table.add({r.repo, r.tag, no_trunc ? r.image->id.str() : r.image->id.short_id(),
-               human_ago(parse_rfc3339(r.image->created), now), human_size(r.image->size)});
-  std::cout << table.render();
-  return 0;
+  std::vector<Json> objects;
+  for (const ImageRow& r : rows) {
+    int64_t created = parse_rfc3339(r.image->created);
+    objects.push_back({{"ID", no_trunc ? r.image->id.str() : r.image->id.short_id()}, {"Repository", r.repo},
+                       {"Tag", r.tag}, {"Digest", r.image->manifest.str()},
+                       {"CreatedSince", human_ago(created, now)}, {"CreatedAt", r.image->created},
+                       {"Size", human_size(r.image->size)}, {"Containers", "N/A"}});
+  }
+  static const std::vector<Column> columns = {
+      {"Repository", "REPOSITORY"}, {"Tag", "TAG"}, {"Digest", "DIGEST", false}, {"ID", "IMAGE ID"},
+      {"CreatedAt", "CREATED AT", false}, {"CreatedSince", "CREATED"}, {"Size", "SIZE"},
+      {"Containers", "CONTAINERS", false}};
+  return print_rows(objects, format, columns);
 }
 
 int cmd_inspect(const Globals& g, const std::vector<std::string>& refs) {
@@ -129,8 +173,8 @@ int cmd_inspect(const Globals& g, const std::vector<std::string>& refs) {
                    {"RepoTags", image->tags},
                    {"Digest", image->manifest.str()},
                    {"Created", image->created},
-                   {"Architecture", config->value("architecture", "")},
-                   {"Os", config->value("os", "")},
+                   {"Architecture", json_string_or(*config, "architecture", "")},
+                   {"Os", json_string_or(*config, "os", "")},
                    {"Size", image->size},
                    {"Config", config->value("config", Json::object())},
                    {"RootFS", {{"Type", "layers"}, {"Layers", layers}}}});
@@ -180,7 +224,7 @@ int cmd_unmount(const Globals& g, const std::string& ref) {
 
 struct ImageArgs {
   std::string input, format = "table", source, target, ref, output, message;
-  std::vector<std::string> refs, changes;
+  std::vector<std::string> refs, changes, filters;
   bool quiet = false, no_trunc = false, force = false;
 };
 
@@ -214,8 +258,12 @@ void add_list(CLI::App& parent, const char* name, Globals& g, std::shared_ptr<Im
   auto* cmd = parent.add_subcommand(name, "List images");
   cmd->add_flag("-q,--quiet", a->quiet, "Print only image IDs");
   cmd->add_flag("--no-trunc", a->no_trunc, "Print full image IDs");
-  cmd->add_option("--format", a->format, "Output format: table or json");
-  cmd->callback([&g, a] { g.action = [&g, a] { return cmd_images(g, a->quiet, a->no_trunc, a->format); }; });
+  cmd->add_option("--format", a->format, "table, json, 'table TEMPLATE' or a Go TEMPLATE");
+  cmd->add_option("-f,--filter", a->filters, "Filter KEY=VALUE (reference, label, dangling, before, since)")
+      ->allow_extra_args(false);
+  cmd->callback([&g, a] {
+    g.action = [&g, a] { return cmd_images(g, a->quiet, a->no_trunc, a->format, a->filters); };
+  });
 }
 
 void add_rmi(CLI::App& parent, const char* name, Globals& g, std::shared_ptr<ImageArgs> a) {

@@ -8,6 +8,7 @@
 #include <memory>
 
 #include "cli/commands.h"
+#include "cli/output_format.h"
 #include "cli/table.h"
 #include "common/fs.h"
 #include "runtime/cgroup.h"
@@ -111,6 +112,12 @@ int cmd_info(const Globals& g, const std::string& format) {
     std::cout << info.dump(2) << "\n";
     return 0;
   }
+  if (format != "table") {  // a Go template over the JSON, as docker info --format
+    auto text = format_each({info}, format);
+    if (!text) return report(text.error());
+    std::cout << *text;
+    return 0;
+  }
   std::cout << "Version:          " << ISOLA_VERSION << "\n"
             << "Root:             " << g.root << "\n";
   print_storage(info["Storage"]);
@@ -137,7 +144,7 @@ std::string guest_kernel_version() {
 void add_info_command(CLI::App& app, Globals& g) {
   auto format = std::make_shared<std::string>("table");
   auto* info = app.add_subcommand("info", "Show what this host offers and the store holds: cgroups, isolation levels, VM support, storage");
-  info->add_option("--format", *format, "table or json");
+  info->add_option("--format", *format, "table, json or a Go TEMPLATE over the JSON");
   info->callback([&g, format] { g.action = [&g, format] { return cmd_info(g, *format); }; });
 }
 

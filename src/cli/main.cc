@@ -36,7 +36,9 @@ int main(int argc, char** argv) {
   add_container_commands(app, globals);
   add_info_command(app, globals);
   add_network_commands(app, globals);
+  add_volume_commands(app, globals);
   add_commit_commands(app, globals);
+  add_file_commands(app, globals);
   add_registry_commands(app, globals);
   add_system_commands(app, globals);
   add_version_command(app, globals);

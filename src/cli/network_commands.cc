@@ -3,6 +3,8 @@
 #include <memory>
 
 #include "cli/commands.h"
+#include "cli/filters.h"
+#include "cli/output_format.h"
 #include "cli/table.h"
 #include "engine/engine.h"
 #include "engine/networking.h"
@@ -12,8 +14,8 @@ namespace isola::cli {
 namespace {
 
 struct NetworkArgs {
-  std::string name, subnet, container, format = "table";
-  std::vector<std::string> names, labels;
+  std::string name, subnet, container, format = "table", inspect_format;
+  std::vector<std::string> names, labels, filters;
   bool quiet = false;
 };
 
@@ -54,22 +56,39 @@ int cmd_network_ls(const Globals& g, const NetworkArgs& a) {
   auto engine = Engine::open(g.root);
   if (!engine) return report(engine.error());
   (void)engine->networks().get(kDefaultNetwork);  // listed from the start, as docker's
-  auto list = engine->networks().list();
-  if (!list) return report(list.error());
+  auto all = engine->networks().list();
+  if (!all) return report(all.error());
+  auto filters = Filters::parse(a.filters, {"driver", "id", "label", "name"});
+  if (!filters) return report(filters.error());
+  std::vector<NetworkConfig> list;
+  for (const NetworkConfig& n : *all)
+    if (filters->any("name", [&](const std::string& v) { return n.name.find(v) != std::string::npos; }) &&
+        filters->any("id", [&](const std::string& v) { return n.id.starts_with(v); }) &&
+        filters->any("driver", [&](const std::string& v) { return v == "bridge"; }) && filters->labels_match(n.labels))
+      list.push_back(n);
   if (a.quiet) {
-    for (const NetworkConfig& n : *list) std::cout << n.id.substr(0, 12) << "\n";
+    for (const NetworkConfig& n : list) std::cout << n.id.substr(0, 12) << "\n";
     return 0;
   }
   if (a.format == "json") {
     Json out = Json::array();
-    for (const NetworkConfig& n : *list) out.push_back(network_json(engine->networks(), engine->containers(), n));
+    for (const NetworkConfig& n : list) out.push_back(network_json(engine->networks(), engine->containers(), n));
     std::cout << out.dump(2) << "\n";
     return 0;
   }
-  Table table({"NETWORK ID", "NAME", "DRIVER", "SUBNET", "INTERFACE"});
-  for (const NetworkConfig& n : *list) table.add({n.id.substr(0, 12), n.name, "bridge", n.subnet.str(), n.bridge});
-  std::cout << table.render();
-  return 0;
+  std::vector<Json> rows;
+  for (const NetworkConfig& n : list) {
+    std::string labels;
+    for (const auto& [k, v] : n.labels) labels += (labels.empty() ? "" : ",") + k + "=" + v;
+    rows.push_back({{"ID", n.id.substr(0, 12)}, {"Name", n.name}, {"Driver", "bridge"}, {"Scope", "local"},
+                    {"IPv6", false}, {"Internal", false}, {"Labels", labels},
+                    {"CreatedAt", format_time_ns(n.created_ns)}, {"Subnet", n.subnet.str()}, {"Interface", n.bridge}});
+  }
+  static const std::vector<Column> columns = {
+      {"ID", "NETWORK ID"}, {"Name", "NAME"}, {"Driver", "DRIVER"}, {"Scope", "SCOPE", false},
+      {"IPv6", "IPV6", false}, {"Internal", "INTERNAL", false}, {"Labels", "LABELS", false},
+      {"CreatedAt", "CREATED AT", false}, {"Subnet", "SUBNET"}, {"Interface", "INTERFACE"}};
+  return print_rows(rows, a.format, columns);
 }
 
 int cmd_network_inspect(const Globals& g, const NetworkArgs& a) {
@@ -85,7 +104,13 @@ int cmd_network_inspect(const Globals& g, const NetworkArgs& a) {
     }
     out.push_back(network_json(engine->networks(), engine->containers(), *n));
   }
-  std::cout << out.dump(2) << "\n";
+  if (a.inspect_format.empty()) {
+    std::cout << out.dump(2) << "\n";
+    return code;
+  }
+  auto text = format_each(std::vector<Json>(out.begin(), out.end()), a.inspect_format);
+  if (!text) return report(text.error());
+  std::cout << *text;
   return code;
 }
 
@@ -174,10 +199,12 @@ void add_network_commands(CLI::App& app, Globals& g) {
   auto* ls = network->add_subcommand("ls", "List networks");
   ls->alias("list");
   ls->add_flag("-q,--quiet", a->quiet, "Only IDs");
-  ls->add_option("--format", a->format, "Output format: table or json");
+  ls->add_option("--format", a->format, "table, json, 'table TEMPLATE' or a Go TEMPLATE");
+  ls->add_option("-f,--filter", a->filters, "Filter KEY=VALUE (name, id, driver, label)")->allow_extra_args(false);
   ls->callback([&g, a] { g.action = [&g, a] { return cmd_network_ls(g, *a); }; });
 
   auto* inspect = network->add_subcommand("inspect", "Show networks as JSON");
+  inspect->add_option("-f,--format", a->inspect_format, "Print each network through a Go template, e.g. '{{.Name}}'");
   inspect->add_option("NETWORK", a->names, "Networks")->required();
   inspect->callback([&g, a] { g.action = [&g, a] { return cmd_network_inspect(g, *a); }; });
 

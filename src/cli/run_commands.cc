@@ -9,17 +9,20 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <iostream>
 #include <memory>
 
 #include "cli/command_tree.h"
 #include "cli/commands.h"
+#include "cli/run_flags.h"
 #include "common/log.h"
 #include "cli/terminal.h"
 #include "common/unix_socket.h"
 #include "engine/engine.h"
 #include "engine/spec_builder.h"
+#include "engine/volumes.h"
 
 namespace isola::cli {
 
@@ -27,12 +30,13 @@ namespace {
 
 struct RunArgs {
   RunOptions opts;
-  std::vector<std::string> volumes, labels, positional;
+  std::vector<std::string> volumes, mounts, labels, positional;
   std::string entrypoint, memory, isolation = "process", pull = "missing";
   bool entrypoint_set = false;
   double cpus = 0;
   int64_t pids_limit = 0;
   std::vector<std::string> security_opts;
+  ExtraRunArgs extra;
 };
 
 Result<RunOptions> finish_options(RunArgs& a) {
@@ -47,6 +51,7 @@ Result<RunOptions> finish_options(RunArgs& a) {
     else o.entrypoint = std::vector<std::string>{a.entrypoint};
   }
   for (const std::string& v : a.volumes) o.volumes.push_back(TRY(parse_volume(v)));
+  for (const std::string& m : a.mounts) o.volumes.push_back(TRY(parse_mount(m)));
   for (const std::string& l : a.labels) {
     size_t eq = l.find('=');
     o.labels[l.substr(0, eq)] = eq == std::string::npos ? "" : l.substr(eq + 1);
@@ -71,7 +76,32 @@ Result<RunOptions> finish_options(RunArgs& a) {
     else
       return fail(make_error("run", s, "unknown --security-opt; use no-new-privileges or seccomp=unconfined|FILE"));
   }
+  TRYV(finish_extra_run_flags(a.extra, o));
   return o;
+}
+
+// After create: the --cidfile. When it cannot be written the container goes
+// again, as if create had failed.
+Result<void> write_cid(Engine& engine, const RunOptions& o, const ContainerRecord& rec) {
+  if (o.cidfile.empty()) return {};
+  auto written = write_cidfile(o.cidfile, rec.id);
+  if (!written) (void)engine.remove(rec, true);
+  return written;
+}
+
+// How `run` attaches: -a picks the streams (stdout and stderr when none is
+// named; stdin needs -i, as in docker), and with --sig-proxy a non-tty
+// session hands the signals it gets to the container.
+AttachOptions run_attach(const RunOptions& o, Engine& engine, const ContainerRecord& rec, int null_fd) {
+  auto named = [&](const char* s) { return o.attach.empty() || std::find(o.attach.begin(), o.attach.end(), s) != o.attach.end(); };
+  AttachOptions at{o.interactive && named("stdin"), o.tty};
+  if (!named("stdout")) at.out = null_fd;
+  if (!named("stderr")) at.err = null_fd;
+  if (o.sig_proxy && !o.tty) {
+    at.signals = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
+    at.on_signal = [&engine, &rec](int sig) { (void)engine.kill(rec, sig); };
+  }
+  return at;
 }
 
 void add_run_flags(CLI::App* cmd, RunArgs& a, bool with_run_only) {
@@ -84,7 +114,12 @@ void add_run_flags(CLI::App* cmd, RunArgs& a, bool with_run_only) {
   cmd->add_option("--entrypoint", a.entrypoint, "Override the image's entrypoint")
       ->each([&a](const std::string&) { a.entrypoint_set = true; });
   cmd->add_option("-h,--hostname", a.opts.hostname, "Container host name");
-  cmd->add_option("-v,--volume", a.volumes, "Bind mount /host:/container[:ro]")->allow_extra_args(false);
+  cmd->add_option("-v,--volume", a.volumes, "Mount a host path or volume: /host|NAME:/container[:ro], or /container")
+      ->allow_extra_args(false);
+  cmd->add_option("--mount", a.mounts, "Mount: type=bind|volume|tmpfs,source=,target=[,readonly][,...]")
+      ->allow_extra_args(false);
+  cmd->add_option("--volumes-from", a.opts.volumes_from, "Mount the volumes of a container: CONTAINER[:ro|rw]")
+      ->allow_extra_args(false);
   cmd->add_option("--tmpfs", a.opts.tmpfs, "Mount a tmpfs: /path[:options]")->allow_extra_args(false);
   cmd->add_flag("--read-only", a.opts.read_only, "Mount the root filesystem read-only");
   cmd->add_option("-m,--memory", a.memory, "Memory limit (e.g. 256m)");
@@ -108,6 +143,7 @@ void add_run_flags(CLI::App* cmd, RunArgs& a, bool with_run_only) {
   cmd->add_option("--pull", a.pull, "Pull the image: missing (default), always or never");
   cmd->add_flag("-t,--tty", a.opts.tty, "Allocate a pseudo-terminal");
   cmd->add_flag("-i,--interactive", a.opts.interactive, "Keep stdin open");
+  add_extra_run_flags(cmd, a.extra, a.opts);
   if (with_run_only) {
     cmd->add_flag("-d,--detach", a.opts.detach, "Run in the background and print the container ID");
     cmd->add_flag("--rm", a.opts.auto_remove, "Remove the container when it exits");
@@ -127,6 +163,7 @@ int cmd_run(const Globals& g, RunArgs& a) {
   if (!engine) return report(engine.error());
   auto rec = engine->create(*opts);
   if (!rec) return report(rec.error());
+  if (auto cid = write_cid(*engine, *opts, *rec); !cid) return report(cid.error());
   if (opts->detach) {
     auto pid = engine->start(*rec, false);
     if (!pid) {
@@ -143,7 +180,8 @@ int cmd_run(const Globals& g, RunArgs& a) {
     report(pid.error());
     return code;
   }
-  auto code = attach_session(ContainerStore::socket_path(rec->id), {opts->interactive, opts->tty});
+  UniqueFd null_fd(::open("/dev/null", O_WRONLY | O_CLOEXEC));
+  auto code = attach_session(ContainerStore::socket_path(rec->id), run_attach(*opts, *engine, *rec, null_fd.get()));
   trace("cli: exit code received");
   if (!code) {
     int exit_code = code.error().exit_code ? code.error().exit_code : kExitEngine;
@@ -167,6 +205,7 @@ int cmd_create(const Globals& g, RunArgs& a) {
   if (!engine) return report(engine.error());
   auto rec = engine->create(*opts);
   if (!rec) return report(rec.error());
+  if (auto cid = write_cid(*engine, *opts, *rec); !cid) return report(cid.error());
   std::cout << rec->id << "\n";
   return 0;
 }
@@ -310,6 +349,8 @@ int cmd_exec(const Globals& g, ExecArgs& a) {
   auto rec = engine->containers().resolve(a.positional[0]);
   if (!rec) return report(rec.error());
   ContainerState st = engine->containers().state(rec->id);
+  if (st.status == "paused")
+    return report(make_error("exec", a.positional[0], "the container is paused; unpause it first"));
   if (st.status != "running") return report(make_error("exec", a.positional[0], "the container is not running"));
   auto text = read_file(engine->containers().spec_path(rec->id));
   if (!text) return report(text.error());

@@ -11,6 +11,7 @@
 #include <set>
 
 #include "cli/commands.h"
+#include "cli/output_format.h"
 #include "registry/pull.h"
 #include "cli/table.h"
 #include "engine/engine.h"
@@ -120,8 +121,6 @@ void print_usage_detail(const StoreUsage& u) {
 }
 
 int cmd_df(const Globals& g, bool verbose, const std::string& format) {
-  if (format != "table" && format != "json")
-    return report(make_error("system df", format, "unknown --format; use 'table' or 'json'"));
   auto engine = Engine::open(g.root);
   if (!engine) return report(engine.error());
   auto u = store_usage(*engine);
@@ -130,14 +129,17 @@ int cmd_df(const Globals& g, bool verbose, const std::string& format) {
     std::cout << usage_json(*u).dump(2) << "\n";
     return 0;
   }
-  Table table({"TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"});
-  table.add({"Images", std::to_string(u->images.size()), std::to_string(u->images_active), human_size(u->images_size),
-             human_size(u->images_reclaimable) + percent(u->images_reclaimable, u->images_size)});
-  table.add({"Containers", std::to_string(u->containers.size()), std::to_string(u->containers_active),
-             human_size(u->containers_size),
-             human_size(u->containers_reclaimable) + percent(u->containers_reclaimable, u->containers_size)});
-  std::cout << table.render();
-  if (verbose) print_usage_detail(*u);
+  std::vector<Json> rows = {
+      {{"Type", "Images"}, {"TotalCount", std::to_string(u->images.size())},
+       {"Active", std::to_string(u->images_active)}, {"Size", human_size(u->images_size)},
+       {"Reclaimable", human_size(u->images_reclaimable) + percent(u->images_reclaimable, u->images_size)}},
+      {{"Type", "Containers"}, {"TotalCount", std::to_string(u->containers.size())},
+       {"Active", std::to_string(u->containers_active)}, {"Size", human_size(u->containers_size)},
+       {"Reclaimable", human_size(u->containers_reclaimable) + percent(u->containers_reclaimable, u->containers_size)}}};
+  static const std::vector<Column> columns = {
+      {"Type", "TYPE"}, {"TotalCount", "TOTAL"}, {"Active", "ACTIVE"}, {"Size", "SIZE"}, {"Reclaimable", "RECLAIMABLE"}};
+  if (int code = print_rows(rows, format, columns); code != 0) return code;
+  if (verbose && format == "table") print_usage_detail(*u);
   return 0;
 }
 
@@ -153,6 +155,19 @@ Result<bool> confirm_prune(bool all) {
             << (all ? "  - all images without at least one container associated to them\n"
                     : "  - all dangling images\n")
             << "  - partial downloads of interrupted pulls\n"
+            << "Are you sure you want to continue? [y/N] " << std::flush;
+  std::string answer;
+  std::getline(std::cin, answer);
+  return answer == "y" || answer == "Y" || answer == "yes";
+}
+
+// isola image prune asks its own question.
+Result<bool> confirm_image_prune(bool all) {
+  if (!::isatty(STDIN_FILENO))
+    return fail(make_error("image prune", "standard input", "is not a terminal, so isola cannot ask for "
+                           "confirmation; use -f to prune without asking"));
+  std::cout << (all ? "WARNING! This will remove all images without at least one container associated to them.\n"
+                    : "WARNING! This will remove all dangling images.\n")
             << "Are you sure you want to continue? [y/N] " << std::flush;
   std::string answer;
   std::getline(std::cin, answer);
@@ -265,6 +280,24 @@ int cmd_prune(const Globals& g, bool all, bool force) {
   return code;
 }
 
+int cmd_image_prune(const Globals& g, bool all, bool force) {
+  if (!force) {
+    auto yes = confirm_image_prune(all);
+    if (!yes) return report(yes.error());
+    if (!*yes) return 0;
+  }
+  auto engine = Engine::open(g.root);
+  if (!engine) return report(engine.error());
+  auto before = layer_bytes(*engine);
+  if (!before) return report(before.error());
+  int code = 0;
+  prune_images(*engine, all, code);
+  auto after = layer_bytes(*engine);
+  uint64_t reclaimed = after && *after < *before ? *before - *after : 0;
+  std::cout << "Total reclaimed space: " << human_size(reclaimed) << "\n";
+  return code;
+}
+
 }  // namespace
 
 Result<StoreSummary> store_summary(const std::string& root) {
@@ -284,13 +317,19 @@ void add_system_commands(CLI::App& app, Globals& g) {
   system->require_subcommand(1);
   auto* df = system->add_subcommand("df", "Show the disk space images and containers use");
   df->add_flag("-v,--verbose", a->verbose, "Show the usage of each image and container");
-  df->add_option("--format", a->format, "Output format: table or json");
+  df->add_option("--format", a->format, "table, json, 'table TEMPLATE' or a Go TEMPLATE");
   df->callback([&g, a] { g.action = [&g, a] { return cmd_df(g, a->verbose, a->format); }; });
   auto* prune = system->add_subcommand("prune", "Remove stopped containers, unused networks, dangling images and partial downloads");
   prune->add_flag("-a,--all", a->all, "Remove every image no container uses, not only untagged ones");
   prune->add_flag("-f,--force", a->force, "Do not ask for confirmation");
   prune->callback([&g, a] { g.action = [&g, a] { return cmd_prune(g, a->all, a->force); }; });
   add_template_commands(*system, g);
+
+  // After add_image_commands, which makes the `image` group.
+  auto* image_prune = app.get_subcommand("image")->add_subcommand("prune", "Remove dangling images (-a: every unused image)");
+  image_prune->add_flag("-a,--all", a->all, "Remove every image no container uses, not only untagged ones");
+  image_prune->add_flag("-f,--force", a->force, "Do not ask for confirmation");
+  image_prune->callback([&g, a] { g.action = [&g, a] { return cmd_image_prune(g, a->all, a->force); }; });
 }
 
 }  // namespace isola::cli

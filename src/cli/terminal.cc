@@ -30,8 +30,21 @@ RawTerminal::RawTerminal(int fd) : fd_(fd) {
   if (!::isatty(fd) || ::tcgetattr(fd, &t) != 0) return;
   std::memcpy(saved_, &t, sizeof t);
   // Fully raw: the container's own terminal already turns "\n" into "\r\n".
+  const char eof = static_cast<char>(t.c_cc[VEOF]);
   ::cfmakeraw(&t);
-  if (::tcsetattr(fd, TCSANOW, &t) == 0) active_ = true;
+  if (::tcsetattr(fd, TCSANOW, &t) != 0) return;
+  active_ = true;
+  // Input typed before now (a script's end of input, say) was read in
+  // canonical mode, where an end-of-file character is kept as a NUL byte:
+  // raw mode would hand that NUL over and the container's terminal echo
+  // it as "^@". It is taken here and given back as the character it was.
+  pollfd p{fd, POLLIN, 0};
+  char buf[4096];
+  while (pending_.size() < (1u << 16) && ::poll(&p, 1, 0) == 1 && (p.revents & POLLIN)) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n <= 0) break;
+    for (ssize_t i = 0; i < n; ++i) pending_ += buf[i] == '\0' ? eof : buf[i];
+  }
 }
 
 RawTerminal::~RawTerminal() {
@@ -49,9 +62,18 @@ Result<int> attach_session(const std::string& socket_path, const AttachOptions& 
   so.tty = opts.tty;
   so.size_fd = STDIN_FILENO;
   so.detach_keys = true;
-  SessionClient session = TRY(SessionClient::open(socket_path, std::move(so)));
+  so.out = opts.out;
+  so.err = opts.err;
+  so.signals = opts.signals;
+  so.on_signal = opts.on_signal;
+  // Raw before the session opens: what is typed from here on reaches the
+  // container as typed.
   std::unique_ptr<RawTerminal> raw;
-  if (opts.tty && opts.stdin) raw = std::make_unique<RawTerminal>(STDIN_FILENO);
+  if (opts.tty && opts.stdin) {
+    raw = std::make_unique<RawTerminal>(STDIN_FILENO);
+    so.first_input = raw->take_pending();
+  }
+  SessionClient session = TRY(SessionClient::open(socket_path, std::move(so)));
   int code = TRY(session.run());
   return code == kSessionDetached ? kDetached : code;
 }

@@ -2,7 +2,9 @@
 // changes, and the attach session with a container's monitor.
 #pragma once
 
+#include <functional>
 #include <string>
+#include <vector>
 
 #include "common/error.h"
 #include "common/json.h"
@@ -16,11 +18,14 @@ class RawTerminal {
   ~RawTerminal();
   RawTerminal(const RawTerminal&) = delete;
   RawTerminal& operator=(const RawTerminal&) = delete;
+  // What was typed before raw mode began, as raw mode would have read it.
+  std::string take_pending() { return std::move(pending_); }
 
  private:
   int fd_;
   bool active_ = false;
   char saved_[64];  // struct termios
+  std::string pending_;
 };
 
 struct AttachOptions {
@@ -30,6 +35,10 @@ struct AttachOptions {
   // "exec" request for a process in a VM's guest.
   std::string op = "attach";
   Json extra = Json::object();
+  int out = 1, err = 2;  // where the container's output goes
+  // Signals caught while attached and what to do with each (run's --sig-proxy).
+  std::vector<int> signals;
+  std::function<void(int)> on_signal;
 };
 
 // What attach_session returns when the user detached (Ctrl-P Ctrl-Q).

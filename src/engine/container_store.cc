@@ -327,6 +327,9 @@ ContainerState ContainerStore::state(const std::string& id) const {
       if (s.finished_ns == 0) s.finished_ns = now_ns();
       if (s.error.empty()) s.error = "the container's monitor died";
       if (s.exit_code == 0) s.exit_code = 137;
+      // Recorded, so the first look fixes the time it finished (best
+      // effort: unless a new monitor took the record over meanwhile).
+      if (recorded_state(id).monitor_pid == s.monitor_pid) (void)write_state(id, s);
     }
   }
   return s;

@@ -7,12 +7,15 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <thread>
 
 #include "common/log.h"
 #include "engine/networking.h"
+#include "engine/run_extras.h"
 #include "engine/spec_builder.h"
+#include "engine/volumes.h"
 #include "image/rootfs.h"
 #include "image/shift.h"
 #include "monitor/client.h"
@@ -101,7 +104,8 @@ Result<int> parse_signal(const std::string& text) {
 
 Json run_options_to_json(const RunOptions& o) {
   Json vols = Json::array();
-  for (const VolumeOption& v : o.volumes) vols.push_back(v.source + ":" + v.destination + (v.readonly ? ":ro" : ""));
+  for (const VolumeOption& v : o.volumes)
+    if (v.kind == MountKind::bind) vols.push_back(v.source + ":" + v.destination + (v.readonly ? ":ro" : ""));
   Json j = {{"Image", o.image},        {"Cmd", o.command},           {"Env", o.env},
             {"WorkingDir", o.workdir}, {"User", o.user},             {"Hostname", o.hostname},
             {"Volumes", vols},         {"Tmpfs", o.tmpfs},           {"ReadonlyRootfs", o.read_only},
@@ -116,7 +120,14 @@ Json run_options_to_json(const RunOptions& o) {
   if (o.pids_limit) j["PidsLimit"] = *o.pids_limit;
   if (!o.publish.empty()) j["PortBindings"] = o.publish;
   if (o.publish_all) j["PublishAllPorts"] = true;
+  if (!o.volumes_from.empty()) j["VolumesFrom"] = o.volumes_from;
+  add_extra_options_json(o, j);
   return j;
+}
+
+int stop_timeout_of(const ContainerRecord& rec) {
+  auto t = rec.options.find("StopTimeout");
+  return t != rec.options.end() && t->is_number_integer() ? t->get<int>() : 10;
 }
 
 Result<Engine> Engine::open(const std::string& root) {
@@ -223,7 +234,8 @@ Result<ContainerRecord> Engine::create(const RunOptions& opts) {
       return fail(make_error("create container", "--userns=auto",
                              "VM isolation already separates the container from the host kernel; drop --userns"));
     if (opts.init) return fail(make_error("create container", "--init", "not supported with --isolation=vm yet"));
-    if (opts.volumes.size() > 8)
+    if (std::count_if(opts.volumes.begin(), opts.volumes.end(),
+                      [](const VolumeOption& v) { return v.kind != MountKind::tmpfs; }) > 8)
       return fail(make_error("create container", "-v", "at most 8 volumes with --isolation=vm"));
   }
   if (opts.userns == "auto" && opts.network.starts_with("container:"))
@@ -251,19 +263,31 @@ Result<ContainerRecord> Engine::create(const RunOptions& opts) {
   rec.tty = opts.tty;
   rec.interactive = opts.interactive;
   rec.auto_remove = opts.auto_remove;
-  rec.stop_signal = json_string_or(cfg, "StopSignal", "SIGTERM");
+  rec.stop_signal = opts.stop_signal.empty() ? json_string_or(cfg, "StopSignal", "SIGTERM") : opts.stop_signal;
   rec.labels = opts.labels;
-  rec.options = run_options_to_json(opts);
+  RunOptions recorded = opts;
+  TRYV(resolve_host_gateway(networks_, recorded));
+  rec.options = run_options_to_json(recorded);
   if (opts.userns != "" && opts.userns != "host" && opts.userns != "auto")
     return fail(make_error("create container", opts.userns, "unknown --userns; use 'auto' or 'host'"));
   if (opts.userns == "auto") TRYV(check_searchable(path_join(containers_.root(), "containers")));
   rec = TRY(containers_.create(rec, opts.userns == "auto"));
 
   ContainerNetwork net;
+  std::vector<std::string> made_volumes;  // removed again if the container is not made
   auto built = [&]() -> Result<void> {
     net = TRY(plan_network(networks_, containers_, run, rec.id));
+    VolumeStore volumes = TRY(VolumeStore::open(containers_.root()));
+    run.volumes = TRY(plan_mounts(opts, cfg, containers_));
+    TRYV(make_mount_sources(volumes, run.volumes, made_volumes));
+    rec.options["Mounts"] = Json::array();
+    for (const VolumeOption& v : run.volumes) rec.options["Mounts"].push_back(mount_json(v));
     TRYV(mount_rootfs(rec));
     trace("engine: rootfs mounted");
+    for (const VolumeOption& v : run.volumes)
+      if (v.kind == MountKind::volume)
+        TRYV(prepare_volume(volumes, v.source, containers_.rootfs_dir(rec.id), v.destination, v.nocopy,
+                            rec.userns_base));
     SpecInputs in;
     in.id = rec.id;
     in.rootfs = containers_.rootfs_dir(rec.id);
@@ -271,13 +295,14 @@ Result<ContainerRecord> Engine::create(const RunOptions& opts) {
     in.image_config = cfg;
     if (opts.init) in.init_path = TRY(find_init());
     in.userns_base = rec.userns_base;
-    RuntimeSpec spec = TRY(build_spec(opts, in));
+    RuntimeSpec spec = TRY(build_spec(run, in));
     TRYV(write_etc_files(in.etc_dir, spec.hostname, net.mode));
     if (net.mode == "bridge") {
       TRYV(write_hosts_file(networks_, containers_, rec, spec.hostname, net));
       auto resolv = read_file("/etc/resolv.conf", 1u << 20);
       TRYV(write_file_atomic(path_join(in.etc_dir, "resolv.conf"), container_resolv_conf(resolv ? *resolv : ""), 0644));
     }
+    TRYV(apply_dns_flags(in.etc_dir, rec, opts, net.mode));
     rec.command = spec.process.args;
     if (opts.isolation == Isolation::vm) {
       // The guest runs the same spec, with its paths in the guest.
@@ -292,6 +317,8 @@ Result<ContainerRecord> Engine::create(const RunOptions& opts) {
     release_network(networks_, net, rec.id);
     (void)containers_.unmount_rootfs(rec.id);
     (void)containers_.remove(rec.id);
+    if (auto volumes = VolumeStore::open(containers_.root()); volumes)
+      for (const std::string& name : made_volumes) (void)volumes->remove(name);
     return fail(built.error());
   }
   refresh_hosts_files(networks_, containers_, net, rec.id);
@@ -335,6 +362,10 @@ Result<void> Engine::kill(const ContainerRecord& rec, int signal) {
   ContainerState st = containers_.state(rec.id);
   if (st.status != "running" && st.status != "paused")
     return fail(make_error("kill container", rec.name, "it is not running"));
+  // A paused container thaws first, so the signal is handled now (a frozen
+  // process only gets it once thawed, and a frozen VM's agent cannot
+  // deliver it at all).
+  if (st.status == "paused") TRYV(pause(rec, false));
   if (rec.isolation == Isolation::vm) {
     // The container's processes live in the guest: the agent signals them.
     Json reply = TRY(monitor_call(ContainerStore::socket_path(rec.id), {{"op", "signal"}, {"signal", signal}}));
@@ -387,9 +418,10 @@ Result<int> Engine::wait(const ContainerRecord& rec) {
   }
 }
 
+// A process container's cgroup holds its processes; a VM container's holds
+// its VM worker (QEMU), so freezing it stops the whole VM, vCPUs and
+// devices: no guest code runs until it thaws (docs/vm-isolation.md).
 Result<void> Engine::pause(const ContainerRecord& rec, bool paused) {
-  if (rec.isolation == Isolation::vm)
-    return fail(make_error(paused ? "pause" : "unpause", rec.name, "not supported with VM isolation yet"));
   FileLock guard = TRY(containers_.lock(rec.id));
   ContainerState st = containers_.state(rec.id);
   if (paused && st.status != "running") return fail(make_error("pause", rec.name, "it is not running"));

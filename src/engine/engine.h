@@ -72,5 +72,7 @@ class Engine {
 // "SIGTERM", "TERM", "15" → 15.
 Result<int> parse_signal(const std::string& text);
 Json run_options_to_json(const RunOptions& o);
+// The container's --stop-timeout in seconds (docker's 10 when not given).
+int stop_timeout_of(const ContainerRecord& rec);
 
 }  // namespace isola

@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "common/fs.h"
+#include "engine/run_extras.h"
 
 namespace isola {
 
@@ -158,6 +159,7 @@ Result<void> write_hosts_file(NetworkStore& networks, const ContainerStore& cont
       if (peer) hosts += addr + "\t" + peer->name + "\t" + peer_id.substr(0, 12) + "\n";
     }
   }
+  hosts += extra_host_lines(rec);  // --add-host
   std::string path = path_join(containers.etc_dir(rec.id), "hosts");
   if (path_exists(path)) return write_file_in_place(path, hosts);
   return write_file_atomic(path, hosts, 0644);

@@ -6,16 +6,40 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace isola {
 
 enum class Isolation { process, vm };
 
+// -v, --mount and the image's VOLUMEs: a host directory (bind), a volume
+// of the store (volume) or a tmpfs.
+enum class MountKind { bind, volume, tmpfs };
+
 struct VolumeOption {
-  std::string source;       // host path
+  std::string source;       // host path (bind), volume name (volume; "" until an anonymous one is named)
   std::string destination;  // container path
   bool readonly = false;
+  MountKind kind = MountKind::bind;
+  std::string propagation;  // bind-propagation ("": rprivate)
+  bool nocopy = false;      // volume-nocopy: no copy-up of the image's content
+  bool anonymous = false;   // a volume made for this container (-v /path, VOLUME)
+  std::string host_path;    // a volume's _data directory, filled by the engine
+  std::optional<int64_t> tmpfs_size;   // bytes
+  std::optional<uint32_t> tmpfs_mode;  // octal permissions
+};
+
+// --ulimit NAME=SOFT[:HARD]; -1 is unlimited.
+struct UlimitOption {
+  std::string name;  // docker's name: "nofile", "nproc", ...
+  int64_t soft = 0, hard = 0;
+};
+
+// --device HOST[:CONTAINER][:PERMISSIONS]
+struct DeviceOption {
+  std::string host, container;
+  std::string access = "rwm";
 };
 
 struct RunOptions {
@@ -28,7 +52,8 @@ struct RunOptions {
   std::string workdir;
   std::string user;                      // user[:group], names or numbers
   std::string hostname;
-  std::vector<VolumeOption> volumes;
+  std::vector<VolumeOption> volumes;     // -v and --mount, in the order given
+  std::vector<std::string> volumes_from; // --volumes-from CONTAINER[:ro|rw]
   std::vector<std::string> tmpfs;        // /path[:options]
   bool read_only = false;
   std::optional<int64_t> memory;         // bytes
@@ -48,6 +73,26 @@ struct RunOptions {
   Isolation isolation = Isolation::process;
   std::string vm_boot;                   // "" (a template when one fits) or "cold" (--vm-boot)
   bool tty = false, interactive = false, detach = false, auto_remove = false;
+  // /etc/hosts and /etc/resolv.conf
+  std::vector<std::pair<std::string, std::string>> add_hosts;  // name, address or "host-gateway"
+  std::vector<std::string> dns, dns_search, dns_options;
+  // the process
+  std::vector<UlimitOption> ulimits;
+  std::vector<std::string> group_add;    // names or numbers, from the image's /etc/group
+  std::map<std::string, std::string> sysctls;
+  std::optional<int64_t> shm_size;       // bytes
+  // resources and devices
+  std::string cpuset_cpus;
+  std::optional<int64_t> memory_swap;    // bytes, -1 unlimited
+  std::optional<int64_t> memory_reservation;
+  bool oom_kill_disable = false;
+  std::vector<DeviceOption> devices;
+  // lifecycle and the CLI's session
+  std::string stop_signal;               // "": the image's, else SIGTERM
+  std::optional<int> stop_timeout;       // seconds; docker's default is 10
+  std::string cidfile;
+  std::vector<std::string> attach;       // -a: "stdin", "stdout", "stderr"
+  bool sig_proxy = true;
 };
 
 }  // namespace isola

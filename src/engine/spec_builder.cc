@@ -9,6 +9,8 @@
 
 #include "common/fs.h"
 #include "engine/container_store.h"
+#include "engine/run_extras.h"
+#include "engine/volumes.h"
 #include "runtime/security.h"
 
 namespace isola {
@@ -119,24 +121,46 @@ Result<int64_t> parse_size(const std::string& text) {
   else if (unit == "g") mult = 1024.0 * 1024 * 1024;
   else return fail(make_error("parse size", text, "unknown unit; use b, k, m or g"));
   if (value < 0 || !std::isfinite(value)) return fail(make_error("parse size", text, "must be positive"));
+  if (value * mult >= 9.2e18) return fail(make_error("parse size", text, "too large"));
   return static_cast<int64_t>(value * mult);
 }
 
+// -v SRC:DST[:MODES], -v NAME:DST[:MODES] or -v DST (an anonymous volume).
+// MODES: ro, rw, nocopy, a propagation, z/Z (accepted, no SELinux here).
+// Nothing is created here: the engine makes a missing host directory.
 Result<VolumeOption> parse_volume(const std::string& text) {
   std::vector<std::string> parts = split(text, ':');
-  if (parts.size() < 2 || parts.size() > 3)
-    return fail(make_error("parse volume", text, "expected /host/path:/container/path[:ro|rw]"));
-  VolumeOption v{parts[0], parts[1], false};
-  if (parts.size() == 3) {
-    if (parts[2] == "ro") v.readonly = true;
-    else if (parts[2] != "rw") return fail(make_error("parse volume", text, "mode must be ro or rw"));
+  if (parts.empty() || parts.size() > 3)
+    return fail(make_error("-v", text, "expected [/host/path|NAME:]/container/path[:ro|rw]"));
+  VolumeOption v;
+  if (parts.size() == 1) {
+    v.kind = MountKind::volume;
+    v.anonymous = true;
+    v.destination = parts[0];
+  } else {
+    v.source = parts[0];
+    v.destination = parts[1];
+    if (v.source.empty()) return fail(make_error("-v", text, "the source is empty; give a host path or a volume name"));
+    if (v.source[0] != '/') {
+      v.kind = MountKind::volume;
+      TRYV(check_volume_name(v.source));
+    }
   }
-  if (v.source.empty() || v.source[0] != '/')
-    return fail(make_error("parse volume", text, "the host path must be absolute (named volumes are not supported)"));
+  if (parts.size() == 3)
+    for (const std::string& mode : split(parts[2], ',')) {
+      if (mode == "ro") v.readonly = true;
+      else if (mode == "rw") v.readonly = false;
+      else if (mode == "nocopy" && v.kind == MountKind::volume) v.nocopy = true;
+      else if (mode == "z" || mode == "Z") continue;
+      else if (v.kind == MountKind::bind && (mode == "private" || mode == "rprivate" || mode == "shared" ||
+                                             mode == "rshared" || mode == "slave" || mode == "rslave"))
+        v.propagation = mode;
+      else
+        return fail(make_error("-v", text, "unknown mode '" + mode + "'; use ro or rw (and nocopy for volumes, "
+                                           "a propagation such as rshared for host paths)"));
+    }
   if (v.destination.empty() || v.destination[0] != '/')
-    return fail(make_error("parse volume", text, "the container path must be absolute"));
-  // As docker does for -v: a missing host directory is created.
-  if (!path_exists(v.source)) TRYV(mkdir_p(v.source, 0755));
+    return fail(make_error("-v", text, "the container path must be absolute"));
   return v;
 }
 
@@ -280,9 +304,23 @@ Result<RuntimeSpec> build_spec(const RunOptions& opts, const SpecInputs& in) {
   for (const char* f : {"hostname", "hosts", "resolv.conf"})
     spec.mounts.push_back(mount(std::string("/etc/") + f, "bind", path_join(in.etc_dir, f), {"rbind", "rprivate"}));
   for (const VolumeOption& v : opts.volumes) {
-    std::vector<std::string> o = {"rbind", "rprivate"};
+    if (v.kind == MountKind::tmpfs) {
+      std::vector<std::string> o = {"nosuid", "nodev", "noexec"};
+      if (v.tmpfs_size) o.push_back("size=" + std::to_string(*v.tmpfs_size));
+      if (v.tmpfs_mode) {
+        std::ostringstream mode;
+        mode << "mode=" << std::oct << *v.tmpfs_mode;
+        o.push_back(mode.str());
+      }
+      if (v.readonly) o.push_back("ro");
+      spec.mounts.push_back(mount(v.destination, "tmpfs", "tmpfs", o));
+      continue;
+    }
+    // A volume is a bind mount of its _data directory (so VM isolation
+    // shares it as any other bind mount).
+    std::vector<std::string> o = {"rbind", v.propagation.empty() ? "rprivate" : v.propagation};
     if (v.readonly) o.push_back("ro");
-    spec.mounts.push_back(mount(v.destination, "bind", v.source, o));
+    spec.mounts.push_back(mount(v.destination, "bind", v.kind == MountKind::volume ? v.host_path : v.source, o));
   }
   for (const std::string& t : opts.tmpfs) {
     std::string dst = t.substr(0, t.find(':'));
@@ -331,6 +369,7 @@ Result<RuntimeSpec> build_spec(const RunOptions& opts, const SpecInputs& in) {
     }
   }
   for (const auto& [k, v] : opts.labels) spec.annotations["io.isola.label." + k] = v;
+  TRYV(apply_extra_flags(spec, opts, in));
   return spec;
 }
 

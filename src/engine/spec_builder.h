@@ -37,7 +37,8 @@ Result<void> write_etc_files(const std::string& etc_dir, const std::string& host
 
 Result<RuntimeSpec> build_spec(const RunOptions& opts, const SpecInputs& inputs);
 
-// Splits the parts of -v SRC:DST[:ro|rw]; SRC must be an absolute host path.
+// Splits -v /host:/dst[:modes], -v NAME:/dst[:modes] (a named volume) or
+// -v /dst (an anonymous volume); creates nothing.
 Result<VolumeOption> parse_volume(const std::string& text);
 // Reads "--memory 512m" style sizes (b, k, m, g).
 Result<int64_t> parse_size(const std::string& text);

@@ -89,7 +89,9 @@ class Packer {
       archive_entry_set_symlink(e.get(), target.c_str());
       return header(e.get(), path);
     }
-    if (S_ISFIFO(st.st_mode)) {
+    // Fifos, and device nodes as docker commits them (an image may carry
+    // them: unpack.cc).
+    if (S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)) {
       EntryPtr e = entry(path, st);
       return header(e.get(), path);
     }
@@ -97,9 +99,7 @@ class Packer {
       log_debug("commit: skipping socket {}", path);
       return {};
     }
-    return fail(make_error("commit", "/" + path,
-                           "is a device node, which isola images cannot hold (load refuses them); remove it from "
-                           "the container or create it at run time"));
+    return fail(make_error("commit", "/" + path, "is of a file type an image cannot hold"));
   }
 
   EntryPtr entry(const std::string& path, const struct stat& st) const {

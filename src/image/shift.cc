@@ -7,6 +7,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <map>
 #include <memory>
@@ -45,6 +46,13 @@ struct Copier {
     while (left > 0) {
       ssize_t n = ::copy_file_range(in.get(), nullptr, out.get(), nullptr, static_cast<size_t>(left), 0);
       if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && (errno == EXDEV || errno == EINVAL || errno == EOPNOTSUPP)) {
+        // Across file systems (an overlay mount into a volume) the kernel
+        // may refuse: copy through a buffer.
+        char buf[65536];
+        n = ::read(in.get(), buf, std::min(sizeof buf, static_cast<size_t>(left)));
+        if (n > 0 && ::write(out.get(), buf, static_cast<size_t>(n)) != n) n = -1;
+      }
       if (n <= 0) return fail(sys_error("copy", what));
       left -= n;
     }
@@ -107,10 +115,9 @@ struct Copier {
         if (::symlinkat(target, ddir, name) != 0) return fail(sys_error("symlink", what));
         TRYV(owner(ddir, name, st, what));
         TRYV(times(ddir, name, st));
-      } else if (S_ISCHR(st.st_mode) || S_ISFIFO(st.st_mode)) {
-        // Layers hold no devices but overlay whiteouts (0/0).
-        if (S_ISCHR(st.st_mode) && st.st_rdev != makedev(0, 0))
-          return fail(make_error("copy", what, "unexpected device node in a layer"));
+      } else if (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) || S_ISFIFO(st.st_mode)) {
+        // Overlay whiteouts (0/0), fifos, and the device nodes images may
+        // carry (unpack.cc): made again, as they were.
         if (::mknodat(ddir, name, st.st_mode, st.st_rdev) != 0) return fail(sys_error("mknod", what));
         TRYV(owner(ddir, name, st, what));
         if (::fchmodat(ddir, name, st.st_mode & 07777, 0) != 0) return fail(sys_error("chmod", what));

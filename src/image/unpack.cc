@@ -260,6 +260,16 @@ class Unpacker {
         return fail(entry_error("fifos are not allowed in image archives"));
       case AE_IFCHR:
       case AE_IFBLK:
+        // As docker and podman load them (a debootstrap tree has /dev/null,
+        // /dev/full, ...): harmless where they land, since a container's
+        // root is mounted nodev, its /dev is a tmpfs of its own and the
+        // device cgroup decides what it may open.
+        // Not 0:0, though: overlayfs reads a 0:0 character device as a
+        // whiteout, and a layer says that with a .wh. file.
+        if (kind_ == Kind::layer && archive_entry_rdev(e) == 0)
+          return fail(entry_error("a 0:0 character device is an overlay whiteout; layers mark deletions "
+                                  "with .wh. files"));
+        if (kind_ == Kind::layer) return make_device(parts, e, type);
         return fail(entry_error(fmt::format("device nodes are not allowed in image {}s", scope_)));
       case AE_IFSOCK: return fail(entry_error("sockets are not allowed in image " + scope_ + "s"));
       default: return fail(entry_error(fmt::format("unsupported entry type 0{:o}", type)));
@@ -539,6 +549,20 @@ class Unpacker {
     TRYV(set_meta_at(parent.get(), parts.back(), e));
     // A fifo can't be opened without blocking; we just created this name as
     // a fifo, so the (following) fchmodat can't be redirected.
+    if (::fchmodat(parent.get(), name, archive_entry_perm(e) & 07777, 0) != 0)
+      return fail(entry_sys_error("chmod"));
+    return {};
+  }
+
+  Result<void> make_device(const Parts& parts, archive_entry* e, mode_t type) {
+    UniqueFd parent = TRY(open_parent(parts));
+    TRYV(clear_name(parent.get(), parts));
+    const char* name = parts.back().c_str();
+    dev_t dev = makedev(archive_entry_rdevmajor(e), archive_entry_rdevminor(e));
+    if (::mknodat(parent.get(), name, type | 0600, dev) != 0) return fail(entry_sys_error("mknod"));
+    TRYV(set_meta_at(parent.get(), parts.back(), e));
+    // Not opened to change its mode (opening a device node has effects):
+    // the name was just made as this node, so fchmodat cannot be redirected.
     if (::fchmodat(parent.get(), name, archive_entry_perm(e) & 07777, 0) != 0)
       return fail(entry_sys_error("chmod"));
     return {};

@@ -2,7 +2,6 @@
 
 #include <fcntl.h>
 #include <poll.h>
-#include <pty.h>
 #include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
@@ -22,6 +21,7 @@
 #include "common/log.h"
 #include "engine/container_store.h"
 #include "engine/networking.h"
+#include "engine/volumes.h"
 #include "image/rootfs.h"
 #include "monitor/protocol.h"
 #include "monitor/reports.h"
@@ -29,6 +29,7 @@
 #include "monitor/vm_monitor.h"
 #include "runtime/cgroup.h"
 #include "runtime/container.h"
+#include "runtime/stdio_set.h"
 
 namespace isola {
 
@@ -112,33 +113,10 @@ Result<void> Monitor::prepare() {
   if (sfd < 0) return fail(sys_error("signalfd"));
   sigfd_.reset(sfd);
 
-  StdioFds stdio;
-  UniqueFd child_in, child_out, child_err, slave;
-  if (spec_.process.terminal) {
-    int m = -1, s = -1;
-    if (::openpty(&m, &s, nullptr, nullptr, nullptr) != 0) return fail(sys_error("openpty"));
-    master_.reset(m);
-    slave.reset(s);
-    ::fcntl(m, F_SETFD, FD_CLOEXEC);
-    ::fcntl(s, F_SETFD, FD_CLOEXEC);
-    stdio.console = s;
-  } else {
-    int p[2];
-    if (rec_.interactive) {
-      if (::pipe2(p, O_CLOEXEC) != 0) return fail(sys_error("pipe"));
-      child_in.reset(p[0]);
-      stdin_w_.reset(p[1]);
-      stdio.in = p[0];
-    }
-    if (::pipe2(p, O_CLOEXEC) != 0) return fail(sys_error("pipe"));
-    stdout_r_.reset(p[0]);
-    child_out.reset(p[1]);
-    stdio.out = p[1];
-    if (::pipe2(p, O_CLOEXEC) != 0) return fail(sys_error("pipe"));
-    stderr_r_.reset(p[0]);
-    child_err.reset(p[1]);
-    stdio.err = p[1];
-  }
+  StdioSet stdio = TRY(make_stdio(spec_.process.terminal, rec_.interactive));
+  stdin_w_ = std::move(stdio.in);
+  stdout_r_ = std::move(stdio.out);
+  stderr_r_ = std::move(stdio.err);
   TRYV(join_network());
   SpawnOptions opts;
   opts.id = rec_.id;
@@ -151,11 +129,13 @@ Result<void> Monitor::prepare() {
       return {};
     };
   trace("monitor: spawning the container");
-  spawned_ = TRY(spawn_container(spec_, opts, stdio));
+  spawned_ = TRY(spawn_container(spec_, opts, stdio.fds));
   trace(wait_for_attach_ ? "monitor: container ready" : "monitor: container exec'd");
-  // The child holds its own copies now.
-  for (UniqueFd* fd : {&stdout_r_, &stderr_r_, &master_, &stdin_w_})
-    if (fd->valid()) set_nonblock(fd->get());
+  if (stdio.console_sock) {
+    // The client sets the size when it attaches.
+    TRYV(receive_master(stdio, WindowSize{}));
+    master_ = std::move(stdio.out);
+  }
 
   state_ = store_.recorded_state(rec_.id);
   state_.pid = spawned_.pid;
@@ -352,6 +332,7 @@ void Monitor::teardown() {
   unplug_endpoints(rec_.id, net_);
   ::unlink(ContainerStore::socket_path(rec_.id).c_str());
   if (rec_.auto_remove) {
+    remove_anonymous_volumes(store_.root(), rec_);  // as docker run --rm; before the record goes, for wait
     (void)store_.remove(rec_.id);
     forget_container_network(store_, rec_.id, net_);
   }

@@ -133,6 +133,10 @@ Result<bool> SessionClient::relay_once() {
   TRYV(drain_frames());
   if (exited_) return false;
   std::vector<pollfd> fds = {{sock_.get(), POLLIN, 0}, {sigfd_.get(), POLLIN, 0}};
+  if (stdin_open_ && started_ && !opts_.first_input.empty()) {
+    TRYV(write_frame(sock_.get(), FrameType::stdin_data, opts_.first_input));
+    opts_.first_input.clear();
+  }
   if (stdin_open_ && started_) fds.push_back({opts_.in, POLLIN, 0});
   if (::poll(fds.data(), fds.size(), -1) < 0) {
     if (errno == EINTR) return true;

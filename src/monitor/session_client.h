@@ -31,6 +31,8 @@ struct SessionOptions {
   // keeper forwards them to the guest). SIGWINCH is always caught with tty.
   std::vector<int> signals;
   std::function<void(int)> on_signal;
+  // Input already read from `in` (typed before raw mode began), sent first.
+  std::string first_input;
 };
 
 // What run() returns when the user detached (Ctrl-P Ctrl-Q).

@@ -14,6 +14,7 @@
 #include "monitor/monitor.h"
 #include "monitor/reports.h"
 #include "monitor/vm_monitor_impl.h"
+#include "engine/volumes.h"
 
 namespace isola {
 
@@ -183,6 +184,7 @@ void VmMonitor::finish(int exit_code, bool oom, const std::string& error) {
   ::unlink(ContainerStore::socket_path(rec_.id).c_str());
   ::unlink(ContainerStore::agent_socket_path(rec_.id).c_str());
   if (rec_.auto_remove) {
+    remove_anonymous_volumes(store_.root(), rec_);  // as docker run --rm; before the record goes, for wait
     (void)store_.remove(rec_.id);
     forget_container_network(store_, rec_.id, net_);
   } else {

@@ -1,7 +1,6 @@
-#include "agent/stdio.h"
+#include "runtime/stdio_set.h"
 
 #include <fcntl.h>
-#include <pty.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <termios.h>
@@ -12,7 +11,7 @@
 
 #include "common/unix_socket.h"
 
-namespace isola::agent {
+namespace isola {
 
 namespace {
 
@@ -42,23 +41,14 @@ Result<void> take_master(StdioSet& s, int master, WindowSize size) {
 
 }  // namespace
 
-Result<StdioSet> make_stdio(bool tty, bool interactive, WindowSize size, bool in_container) {
+Result<StdioSet> make_stdio(bool tty, bool interactive) {
   StdioSet s;
-  if (tty && in_container) {
+  if (tty) {
     int sv[2];
     if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) return fail(sys_error("socketpair"));
     s.console_sock.reset(sv[0]);
     s.child_console_sock.reset(sv[1]);
     s.fds.console_socket = sv[1];
-    return s;
-  }
-  if (tty) {
-    int master, slave;
-    if (::openpty(&master, &slave, nullptr, nullptr, nullptr) != 0) return fail(sys_error("openpty"));
-    s.slave.reset(slave);
-    ::fcntl(slave, F_SETFD, FD_CLOEXEC);
-    TRYV(take_master(s, master, size));
-    s.fds.console = slave;
     return s;
   }
   auto [out_r, out_w] = TRY(make_pipe());
@@ -80,12 +70,12 @@ Result<StdioSet> make_stdio(bool tty, bool interactive, WindowSize size, bool in
   return s;
 }
 
-// exec_in_container returns once the process exec'd, so the master is
-// already queued: nothing here waits.
+// The runtime returns once the process exec'd or reported ready, both after
+// it sent the master: nothing here waits.
 Result<void> receive_master(StdioSet& s, WindowSize size) {
   auto master = recv_fd(s.console_sock.get(), MSG_DONTWAIT);
   if (!master) return fail(make_error("receive the terminal", "", "the process sent none"));
   return take_master(s, master->release(), size);
 }
 
-}  // namespace isola::agent
+}  // namespace isola

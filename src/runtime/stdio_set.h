@@ -1,30 +1,35 @@
-// The stdio of a process the agent starts: pipes, or a pty made in the
-// guest or inside the container, with the agent's ends non-blocking.
+// The stdio of a process a supervisor starts (the process monitor, the
+// guest agent): pipes, or a pty the process makes in its container's own
+// devpts, with the supervisor's ends non-blocking. One implementation, so a
+// container's terminal is the same whichever isolation level runs it.
 #pragma once
 
-#include "agent/requests.h"
 #include "common/error.h"
 #include "common/unique_fd.h"
 #include "runtime/container.h"
 
-namespace isola::agent {
+namespace isola {
+
+struct WindowSize {
+  unsigned short rows = 24, cols = 80;
+};
 
 // A new process's stdio: our ends (non-blocking) and the child's, which are
 // closed once the runtime has handed them over.
 struct StdioSet {
   StdioFds fds;
-  UniqueFd child_in, child_out, child_err, slave, child_console_sock;
+  UniqueFd child_in, child_out, child_err, child_console_sock;
   UniqueFd in, out, err;  // with a pty: `out` is the master, `in` a copy of it
-  UniqueFd console_sock;  // the master arrives here (exec with a terminal)
+  UniqueFd console_sock;  // the master arrives here
 };
 
-// With a terminal, `in_container` makes the process create its pty inside
-// the container (so `tty` names a /dev/pts/N it can see) and send the master
-// back: call receive_master once the process runs. Otherwise the guest makes
-// the pty and the runtime binds the slave to the container's /dev/console.
-Result<StdioSet> make_stdio(bool tty, bool interactive, WindowSize size, bool in_container);
+// With a terminal, the process creates its pty inside the container (so
+// `tty` names a /dev/pts/N it can see, as with runc and docker) and sends
+// the master back: call receive_master once the runtime returns.
+Result<StdioSet> make_stdio(bool tty, bool interactive);
 
-// Takes the pty master the process sent before it exec'd and sets its size.
+// Takes the pty master the process sent before it exec'd (or before it
+// reported ready) and sets its size. Does not wait.
 Result<void> receive_master(StdioSet& s, WindowSize size);
 
-}  // namespace isola::agent
+}  // namespace isola

@@ -220,11 +220,13 @@ Result<Resources> parse_resources(const Json& j) {
     TRYV(read_int(*mem, "swappiness", "linux.resources.memory.swappiness", r.memory_swappiness));
     if (r.memory_swappiness && *r.memory_swappiness > 100)
       return fail(field_error("linux.resources.memory.swappiness", "between 0 and 100"));
+    TRYV(read_bool(*mem, "disableOOMKiller", "linux.resources.memory.disableOOMKiller", r.disable_oom_killer));
   }
   if (const Json* cpu = TRY(object_field(j, "cpu", "linux.resources.cpu"))) {
     TRYV(read_int(*cpu, "shares", "linux.resources.cpu.shares", r.cpu_shares));
     TRYV(read_int(*cpu, "quota", "linux.resources.cpu.quota", r.cpu_quota));
     TRYV(read_int(*cpu, "period", "linux.resources.cpu.period", r.cpu_period));
+    TRYV(read_string(*cpu, "cpus", "linux.resources.cpu.cpus", r.cpuset_cpus));
   }
   if (const Json* pids = TRY(object_field(j, "pids", "linux.resources.pids")))
     TRYV(read_int(*pids, "limit", "linux.resources.pids.limit", r.pids_limit));
@@ -371,11 +373,13 @@ Json resources_json(const Resources& r) {
   if (r.memory_swap) mem["swap"] = *r.memory_swap;
   if (r.memory_reservation) mem["reservation"] = *r.memory_reservation;
   if (r.memory_swappiness) mem["swappiness"] = *r.memory_swappiness;
+  if (r.disable_oom_killer) mem["disableOOMKiller"] = true;
   if (!mem.empty()) j["memory"] = std::move(mem);
   Json cpu = Json::object();
   if (r.cpu_shares) cpu["shares"] = *r.cpu_shares;
   if (r.cpu_quota) cpu["quota"] = *r.cpu_quota;
   if (r.cpu_period) cpu["period"] = *r.cpu_period;
+  if (!r.cpuset_cpus.empty()) cpu["cpus"] = r.cpuset_cpus;
   if (!cpu.empty()) j["cpu"] = std::move(cpu);
   if (r.pids_limit) j["pids"] = {{"limit", *r.pids_limit}};
   if (!r.devices.empty()) {

@@ -73,6 +73,8 @@ struct Resources {
   std::optional<int64_t> memory_swap;   // bytes (memory+swap), -1 unlimited
   std::optional<int64_t> memory_reservation;  // bytes: the soft limit
   std::optional<uint64_t> memory_swappiness;  // 0-100 (v1 only)
+  bool disable_oom_killer = false;            // v1 only
+  std::string cpuset_cpus;                    // "0-3,5"; "" the parent's
   std::optional<uint64_t> cpu_shares;
   std::optional<int64_t> cpu_quota;     // microseconds per period
   std::optional<uint64_t> cpu_period;   // microseconds

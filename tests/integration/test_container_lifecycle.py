@@ -8,6 +8,8 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+import pytest
+
 from containers import (HEX64, IMAGE, TIMEOUT, box, cgroup_dirs, cgroup_file, comm, describe,  # noqa: F401
                         load_derived_image, pid_alive, wait_for)
 
@@ -483,10 +485,13 @@ def test_exited_container_keeps_no_mount_or_cgroup(box):
 # -- pause
 
 
-def test_pause_and_unpause(box, tmp_path):
+@pytest.mark.parametrize("isolation", ["process", "vm"])
+def test_pause_and_unpause(box, tmp_path, isolation):
+    """Under VM isolation pause freezes the whole VM (its worker's cgroup):
+    the guest's processes stop as a process container's do."""
     vol = tmp_path / "counter"
     vol.mkdir()
-    cid = box.run_d("-v", f"{vol}:/c", IMAGE, "sh", "-c",
+    cid = box.run_d("-v", f"{vol}:/c", f"--isolation={isolation}", IMAGE, "sh", "-c",
                     "i=0; while :; do i=$((i+1)); echo $i > /c/n; sleep 0.05; done")
     wait_for(lambda: (vol / "n").exists() and (vol / "n").read_text().strip(), what="the counter")
     res = box("pause", cid)
@@ -500,11 +505,25 @@ def test_pause_and_unpause(box, tmp_path):
     frozen = (vol / "n").read_text()
     time.sleep(1)
     assert (vol / "n").read_text() == frozen, "the counter moved while paused"
+    res = box("exec", cid, "true")
+    assert res.returncode == 125 and "paused" in res.stderr and "unpause" in res.stderr, describe(res)
+    if isolation == "vm":  # the guest's process list is the guest agent's, frozen too
+        res = box("top", cid)
+        assert res.returncode == 125 and "unpause" in res.stderr, describe(res)
     res = box("unpause", cid)
     assert res.returncode == 0, describe(res)
     assert box.state(cid)["Status"] == "running"
     wait_for(lambda: (vol / "n").read_text() != frozen, what="the counter to move after unpause")
     box.rm_f(cid)
+
+
+@pytest.mark.parametrize("isolation", ["process", "vm"])
+def test_kill_a_paused_container(box, isolation):
+    cid = box.run_d(f"--isolation={isolation}", IMAGE, "sleep", "1000")
+    box.ok("pause", cid)
+    res = box("kill", cid)
+    assert res.returncode == 0, describe(res)
+    assert box.wait_status(cid, "exited")["ExitCode"] == 137
 
 
 def test_rm_f_a_paused_container(box):

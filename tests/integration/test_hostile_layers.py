@@ -13,6 +13,7 @@ import pytest
 
 import imagegen as g
 from checks import assert_file, find_named, layer_mentioned, mountpoints, tree_state
+from containers import box, describe, load_derived_image  # noqa: F401
 
 UP = "../" * 24  # more than enough to climb from anywhere in the store to /
 
@@ -61,8 +62,8 @@ def hostile_cases(sentinel):
         "hardlink-name-through-symlink": (
             [g.File("inner", "inner"), g.Symlink("evil", s + "/dir"),
              g.Hardlink("evil/pwned-hl", "inner")], "evil/pwned-hl"),
-        "char-device": ([g.Dir("dev"), g.CharDev("dev/mem", 1, 1)], "dev/mem"),
-        "block-device": ([g.Dir("dev"), g.BlockDev("dev/sda", 8, 0)], "dev/sda"),
+        # Device nodes load, but not one overlayfs would read as a whiteout.
+        "whiteout-lookalike-device": ([g.CharDev("pwned-wh", 0, 0)], "pwned-wh"),
     }
 
 
@@ -178,8 +179,27 @@ def test_hardlink_through_symlink_of_lower_layer(isola, tmp_path, sentinel):
         isola.assert_tmp_empty()
 
 
+def test_device_nodes_load_as_nodes_a_container_cannot_open(box, busybox_layout, tmp_path):
+    """Device nodes in a layer load as docker loads them (a debootstrap
+    tree has /dev/null, /dev/full, ...), and stay harmless: a container's
+    root is mounted nodev, so even root in it cannot open the host's memory
+    or disk through them."""
+    load_derived_image(box, busybox_layout, tmp_path, "devs:1", {}, [
+        g.Dir("nodes"), g.CharDev("nodes/mem", 1, 1, mode=0o640), g.BlockDev("nodes/sda", 8, 0)])
+    mem = os.lstat(box.isola.mount("devs:1") / "nodes/mem")
+    assert stat.S_ISCHR(mem.st_mode) and os.major(mem.st_rdev) == 1 and os.minor(mem.st_rdev) == 1
+    assert stat.S_IMODE(mem.st_mode) == 0o640
+    sda = os.lstat(box.isola.mount("devs:1") / "nodes/sda")
+    assert stat.S_ISBLK(sda.st_mode) and os.major(sda.st_rdev) == 8
+    res = box.run("--rm", "--network", "none", "devs:1", "sh", "-c",
+                  "ls -l /nodes; head -c 1 /nodes/mem && echo OPENED-MEM; head -c 1 /nodes/sda && echo OPENED-SDA")
+    assert "OPENED" not in res.stdout, describe(res)
+    assert "mem" in res.stdout and "sda" in res.stdout, describe(res)
+    assert "Permission denied" in res.stderr or "not permitted" in res.stderr, describe(res)
+
+
 def test_fifo_is_not_a_device(isola, tmp_path):
-    """Only device nodes are refused; a FIFO is an ordinary image entry."""
+    """A FIFO is an ordinary image entry."""
     layer = g.Layer([g.Dir("run"), g.Fifo("run/pipe", mode=0o600)])
     isola.load(g.save("oci-dir", g.Image([layer], ["fifo:1"]), tmp_path / "fifo"))
     st = os.lstat(isola.mount("fifo:1") / "run/pipe")

@@ -318,3 +318,26 @@ def test_untagging_a_mounted_image_keeps_it(isola, tmp_path):
         assert res.returncode == 125
     assert is_mountpoint(mnt)
     assert_file(mnt, "marker", "app")
+
+
+# -- image prune
+
+
+def test_image_prune_removes_dangling_images_then_unused_ones(isola, tmp_path):
+    dangling = make_image([], "dangling")
+    tagged = make_image(["keep:1"], "kept")
+    load(isola, tmp_path, dangling, tagged)
+    res = isola("image", "prune", "-f")
+    assert "Deleted Images:" in res.stdout and f"deleted: {dangling.id}" in res.stdout.splitlines(), res.stdout
+    assert re.search(r"^Total reclaimed space: [1-9][0-9.]*[kM]?B$", res.stdout, re.M), res.stdout
+    assert list(isola.tags()) == ["keep:1"] and len(isola.images_json()) == 1, "wrong images went"
+    res = isola("image", "prune", "-a", "-f")
+    assert "untagged: keep:1" in res.stdout and f"deleted: {tagged.id}" in res.stdout.splitlines(), res.stdout
+    assert isola.images_json() == [] and isola.layer_dirs() == set()
+
+
+def test_image_prune_without_a_terminal_asks_for_f(isola, tmp_path):
+    load(isola, tmp_path, make_image([], "dangling"))
+    res = isola.fail("image", "prune", input="y\n")
+    assert "-f" in res.stderr, res.stderr
+    assert len(isola.images_json()) == 1, "prune removed an image without confirmation"

@@ -122,6 +122,8 @@ def test_interactive_terminal_in_a_vm(box, pty_session):
     code = s.wait(timeout=60)
     assert code == 5, s.text()
     assert "42" in s.text() and "30 100" in s.text(), s.text()
+    # The pty is the container's own, in the guest, as with process isolation.
+    assert re.search(r"/dev/pts/\d+", s.text()), s.text()
 
 
 def test_volumes_and_exec_terminal_in_a_vm(box, tmp_path, pty_session):

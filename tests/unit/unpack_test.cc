@@ -608,13 +608,26 @@ TEST_F(UnpackTest, FileReplacingSymlinkDoesNotWriteThroughIt) {
   expect_outside_untouched();
 }
 
-TEST_F(UnpackTest, RefusesDevices) {
-  expect_refused({special("dev/null", AE_IFCHR, makedev(1, 3))},
-                 {"entry 'dev/null'", "device nodes are not allowed in image layers"});
-  expect_refused({special("dev/sda", AE_IFBLK, makedev(8, 0))},
-                 {"device nodes are not allowed"});
-  // Even 0/0: whiteouts arrive as .wh. files, never as devices.
-  expect_refused({special("x", AE_IFCHR, makedev(0, 0))}, {"device nodes"});
+TEST_F(UnpackTest, MakesDeviceNodesButNotWhiteoutLookalikes) {
+  // As docker and podman load them: a root file system's /dev/null, a disk.
+  Entry null = special("dev/null", AE_IFCHR, makedev(1, 3));
+  null.perm = 0666;
+  Entry sda = special("dev/sda", AE_IFBLK, makedev(8, 0));
+  sda.perm = 0660;
+  sda.gid = 6;
+  auto r = unpack({null, sda});
+  ASSERT_TRUE(r) << r.error().message();
+  struct stat st = lstat_of(in_dest("dev/null"));
+  EXPECT_TRUE(S_ISCHR(st.st_mode));
+  EXPECT_EQ(st.st_rdev, makedev(1, 3));
+  EXPECT_EQ(st.st_mode & 07777, 0666u);
+  st = lstat_of(in_dest("dev/sda"));
+  EXPECT_TRUE(S_ISBLK(st.st_mode));
+  EXPECT_EQ(st.st_rdev, makedev(8, 0));
+  EXPECT_EQ(st.st_mode & 07777, 0660u);
+  EXPECT_EQ(st.st_gid, 6u);
+  // 0/0 would be an overlay whiteout: whiteouts arrive as .wh. files.
+  expect_refused({special("x", AE_IFCHR, makedev(0, 0))}, {"entry 'x'", "whiteout"});
 }
 
 TEST_F(UnpackTest, RefusesBadWhiteoutAndRootReplacement) {
