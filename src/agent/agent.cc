@@ -223,6 +223,10 @@ void Agent::handle_frame(const AgentFrame& f) {
     on_wake(f);
     return;
   }
+  if (f.type == AgentMsg::update) {
+    on_update(f);
+    return;
+  }
   if (phase_ != Phase::serving) {
     Error e = sys_error(ESRCH, frame_type_name(f.type), "");
     e.detail = "the container has exited";
@@ -477,6 +481,23 @@ void Agent::on_ps() {
   auto table = list_processes(opts);
   if (!table) return send_error(0, table.error());
   send(AgentMsg::ps_reply, 0, ps_reply_payload(*table));
+}
+
+// isola update: new limits for the container's group. A write the kernel
+// refuses may follow others that it took: the host then sends the old
+// limits again, so nothing is undone here.
+void Agent::on_update(const AgentFrame& f) {
+  auto apply = [&]() -> Result<void> {
+    Resources r = TRY(parse_update_request(f.payload));
+    if (!container_ || phase_ != Phase::serving) {
+      Error e = sys_error(ESRCH, "update", "container");
+      e.detail = "no container runs in this VM";
+      return fail(std::move(e));
+    }
+    Cgroup cg = TRY(Cgroup::open(container_->spec.linux.cgroups_path));
+    return cg.update(r);
+  };
+  send(AgentMsg::update_reply, 0, update_reply_payload(apply()));
 }
 
 void Agent::reap() {

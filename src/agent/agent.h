@@ -84,6 +84,7 @@ class Agent {
   void on_signal(const AgentFrame& f);
   void on_ps();
   void on_wake(const AgentFrame& f);
+  void on_update(const AgentFrame& f);
   void dump_trace();
   Proc* find(uint32_t stream);
   void unknown_stream(uint32_t stream);

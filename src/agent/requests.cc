@@ -208,6 +208,16 @@ Result<int> parse_signal(std::string_view payload) {
   return static_cast<int>(sig);
 }
 
+Result<Resources> parse_update_request(std::string_view payload) {
+  Json j = TRY(parse_object(payload, "update"));
+  auto it = j.find("resources");
+  if (it == j.end() || !it->is_object()) return fail(request_error("update", "\"resources\" is not an object"));
+  Resources r = TRY(resources_from_json(*it));
+  if (!r.cpuset_cpus.empty() || !r.devices.empty() || r.cpu_shares || r.memory_swappiness || r.disable_oom_killer)
+    return fail(request_error("update", "only memory, cpu quota/period and pids limits may be updated"));
+  return r;
+}
+
 Result<void> check_host_frame(const AgentFrame& frame) {
   auto bad = [&](const std::string& detail) {
     Error e = sys_error(EINVAL, "frame", std::string(frame_type_name(frame.type)) + " on stream " +
@@ -231,6 +241,7 @@ Result<void> check_host_frame(const AgentFrame& frame) {
     case AgentMsg::ps:
     case AgentMsg::shutdown:
     case AgentMsg::wake:
+    case AgentMsg::update:
       if (frame.stream != 0) return bad("control requests are sent on stream 0");
       return {};
     case AgentMsg::error:
@@ -243,6 +254,13 @@ Result<void> check_host_frame(const AgentFrame& frame) {
 std::string error_payload(const Error& e) {
   Json j = {{"errno", e.err}, {"op", e.op}, {"message", e.message()}};
   if (e.exit_code != 0) j["exit_code"] = e.exit_code;
+  return j.dump(-1, ' ', false, Json::error_handler_t::replace);
+}
+
+std::string update_reply_payload(const Result<void>& result) {
+  if (result) return Json{{"ok", true}}.dump();
+  const Error& e = result.error();
+  Json j = {{"ok", false}, {"errno", e.err}, {"op", e.op}, {"message", e.message()}};
   return j.dump(-1, ' ', false, Json::error_handler_t::replace);
 }
 
@@ -286,6 +304,8 @@ const char* frame_type_name(AgentMsg type) {
     case AgentMsg::shutdown: return "shutdown";
     case AgentMsg::error: return "error";
     case AgentMsg::wake: return "wake";
+    case AgentMsg::update: return "update";
+    case AgentMsg::update_reply: return "update_reply";
   }
   return "unknown";
 }

@@ -74,6 +74,10 @@ Result<WindowSize> parse_resize(std::string_view payload);
 // A signal number 1..64 from {"signal":S}.
 Result<int> parse_signal(std::string_view payload);
 Result<void> check_share(const Share& share);
+// isola update: {"resources":{OCI linux.resources}}. Memory, CPU quota and
+// period and the pids limit only: the guest's CPUs are the VM's own (no
+// cpuset), and the devices are fixed when the container is created.
+Result<Resources> parse_update_request(std::string_view payload);
 
 // Whether the host may send this frame type on this stream. Stream 0 is
 // control (ps, shutdown, error), 1 the container's init (create, and the
@@ -81,6 +85,8 @@ Result<void> check_share(const Share& share);
 Result<void> check_host_frame(const AgentFrame& frame);
 
 std::string error_payload(const Error& e);
+// {"ok":true}, or {"ok":false} with error_payload's fields.
+std::string update_reply_payload(const Result<void>& result);
 std::string exit_payload(int exit_code, bool oom_killed);
 std::string started_payload(pid_t pid, int64_t boottime_ms);
 std::string hello_payload(std::string_view kernel, int64_t agent_start_ms, int64_t hello_ms);

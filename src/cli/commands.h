@@ -29,12 +29,15 @@ int report(const Error& error);
 
 void add_image_commands(CLI::App& app, Globals& globals);
 void add_run_commands(CLI::App& app, Globals& globals);
+// After add_run_commands: every container command, also as "container X"
+// (run, create, start, attach and exec included).
 void add_container_commands(CLI::App& app, Globals& globals);
 // ps under `parent` as `name` (isola ps, isola container ls).
 void add_ps_command(CLI::App& parent, const char* name, Globals& globals);
 // "process" or "vm", as ps and inspect show it.
 const char* isolation_text(Isolation isolation);
 void add_info_command(CLI::App& app, Globals& globals);
+// After add_container_commands: port is also "container port".
 void add_network_commands(CLI::App& app, Globals& globals);
 void add_volume_commands(CLI::App& app, Globals& globals);
 // After add_image_commands: pull and push also go under `image`.
@@ -47,6 +50,8 @@ void add_system_commands(CLI::App& app, Globals& globals);
 // isola system template ...
 void add_template_commands(CLI::App& system, Globals& globals);
 void add_version_command(CLI::App& app, Globals& globals);
+// isola events; after add_system_commands, also as system events.
+void add_events_command(CLI::App& app, Globals& globals);
 // Generators that walk `app` when they run, so they see every command.
 void add_completion_command(CLI::App& app, Globals& globals);
 void add_man_command(CLI::App& app, Globals& globals);
@@ -63,6 +68,8 @@ std::string guest_kernel_version();
 void add_commit_commands(CLI::App& app, Globals& globals);
 // After add_container_commands and add_image_commands: cp, export, diff, history.
 void add_file_commands(CLI::App& app, Globals& globals);
+// After add_container_commands: update, also as "container update".
+void add_update_command(CLI::App& app, Globals& globals);
 
 // A container's NetworkSettings for inspect.
 Json network_settings_json(const ContainerNetwork& net);

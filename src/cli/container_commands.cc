@@ -18,6 +18,7 @@
 #include "cli/output_format.h"
 #include "cli/table.h"
 #include "engine/engine.h"
+#include "engine/health.h"
 #include "engine/networking.h"
 #include "engine/volumes.h"
 #include "vm/jail.h"
@@ -74,6 +75,7 @@ Json container_json(Engine& engine, const ContainerRecord& r) {
                  {"User", r.options.value("User", "")}, {"Tty", r.tty}, {"OpenStdin", r.interactive},
                  {"Labels", r.labels}, {"StopSignal", r.stop_signal}};
   if (auto t = r.options.find("StopTimeout"); t != r.options.end()) config["StopTimeout"] = *t;
+  if (auto h = r.options.find("Healthcheck"); h != r.options.end() && h->is_object()) config["Healthcheck"] = *h;
   if (auto spec_text = read_file(cs.spec_path(r.id)); spec_text)
     if (auto spec = parse_json(*spec_text, "config.json"); spec) {
       config["Hostname"] = spec->value("hostname", "");
@@ -82,7 +84,7 @@ Json container_json(Engine& engine, const ContainerRecord& r) {
         config["WorkingDir"] = p->value("cwd", "/");
       }
     }
-  return {{"Id", r.id},
+  Json out = {{"Id", r.id},
           {"Name", "/" + r.name},
           {"Created", format_time_ns(r.created_ns)},
           {"Path", r.command.empty() ? "" : r.command[0]},
@@ -91,7 +93,7 @@ Json container_json(Engine& engine, const ContainerRecord& r) {
            {{"Status", st.status},
             {"Running", st.status == "running" || st.status == "paused"},
             {"Paused", st.status == "paused"},
-            {"Restarting", false},
+            {"Restarting", st.status == "restarting"},
             {"OOMKilled", st.oom_killed},
             {"Dead", false},
             {"Pid", (st.status == "running" || st.status == "paused") ? st.pid : 0},
@@ -100,6 +102,7 @@ Json container_json(Engine& engine, const ContainerRecord& r) {
             {"Error", st.error},
             {"StartedAt", format_time_ns(st.started_ns)},
             {"FinishedAt", format_time_ns(st.finished_ns)}}},
+          {"RestartCount", st.restart_count},
           {"Image", "sha256:" + r.image_id},
           {"Platform", "linux"},
           {"Driver", "overlay"},
@@ -124,6 +127,8 @@ Json container_json(Engine& engine, const ContainerRecord& r) {
           {"GraphDriver",
            {{"Name", "overlay"},
             {"Data", {{"MergedDir", cs.rootfs_dir(r.id)}, {"UpperDir", cs.upper_dir(r.id)}, {"WorkDir", cs.work_dir(r.id)}}}}}};
+  if (health_config_of(r)) out["State"]["Health"] = read_health(cs, r.id).value_or(HealthState{}).to_json();
+  return out;
 }
 
 int cmd_inspect(const Globals& g, const std::vector<std::string>& refs, const std::string& format) {
@@ -368,9 +373,9 @@ int cmd_prune(const Globals& g) {
   return code;
 }
 
-}  // namespace
-
-void add_container_commands(CLI::App& app, Globals& g) {
+// The commands docker has both as `docker X` and `docker container X`;
+// registered once under each parent.
+void add_container_verbs(CLI::App& app, Globals& g) {
   struct Args {
     std::vector<std::string> refs, ps_args, filters;
     std::string ref, name, format = "table", inspect_format, signal = "KILL";
@@ -380,8 +385,6 @@ void add_container_commands(CLI::App& app, Globals& g) {
     std::optional<int> timeout;  // -t; else the container's --stop-timeout
   };
   auto a = std::make_shared<Args>();
-
-  add_ps_command(app, "ps", g);
 
   auto* inspect = app.add_subcommand("inspect", "Show containers or images as JSON");
   inspect->add_option("-f,--format", a->inspect_format, "Print each object through a Go template, e.g. '{{.State.Pid}}'");
@@ -487,11 +490,21 @@ void add_container_commands(CLI::App& app, Globals& g) {
     };
   });
 
+}
+
+}  // namespace
+
+void add_container_commands(CLI::App& app, Globals& g) {
+  add_ps_command(app, "ps", g);
+  add_container_verbs(app, g);
   auto* container = app.add_subcommand("container", "Manage containers");
   container->require_subcommand(1);
   add_ps_command(*container, "ls", g);
+  add_container_verbs(*container, g);
+  add_run_commands(*container, g);
   auto* prune = container->add_subcommand("prune", "Remove all stopped containers");
-  prune->add_flag("-f,--force", a->force, "Do not ask (isola never asks)");
+  auto force = std::make_shared<bool>(false);
+  prune->add_flag("-f,--force", *force, "Do not ask (isola never asks)");
   prune->callback([&g] { g.action = [&g] { return cmd_prune(g); }; });
 }
 

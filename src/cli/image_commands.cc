@@ -11,6 +11,7 @@
 #include "cli/filters.h"
 #include "cli/output_format.h"
 #include "cli/table.h"
+#include "engine/events.h"
 #include "image/store.h"
 
 namespace isola::cli {
@@ -24,6 +25,8 @@ int cmd_load(const Globals& g, const std::string& input, bool quiet) {
   if (!store) return report(store.error());
   auto reports = store->load(input);
   if (!reports) return report(reports.error());
+  for (const LoadReport& r : *reports)
+    record_named_event(g.root, "image", "load", r.tags.empty() ? r.id.str() : r.tags.front(), r.id.str());
   if (quiet) return 0;
   for (const LoadReport& r : *reports) {
     if (r.tags.empty()) std::cout << "Loaded image ID: " << r.id.str() << "\n";
@@ -42,6 +45,7 @@ int cmd_save(const Globals& g, const std::vector<std::string>& refs, std::string
   auto store = open_store(g);
   if (!store) return report(store.error());
   if (auto r = store->save(refs, output); !r) return report(r.error());
+  for (const std::string& ref : refs) record_named_event(g.root, "image", "save", ref, ref);
   return 0;
 }
 
@@ -56,6 +60,7 @@ int cmd_import(const Globals& g, const std::string& input, const std::string& ta
   spec.created_by = "isola import";
   auto made = store->import_rootfs(input, spec);
   if (!made) return report(made.error());
+  record_named_event(g.root, "image", "import", made->id.str(), made->id.str());
   std::cout << made->id.str() << "\n";
   return 0;
 }
@@ -187,6 +192,7 @@ int cmd_tag(const Globals& g, const std::string& source, const std::string& targ
   auto store = open_store(g);
   if (!store) return report(store.error());
   if (auto r = store->tag(source, target); !r) return report(r.error());
+  if (auto image = store->resolve(target)) record_named_event(g.root, "image", "tag", image->id.str(), target);
   return 0;
 }
 
@@ -195,11 +201,15 @@ int cmd_rmi(const Globals& g, const std::vector<std::string>& refs, bool force) 
   if (!store) return report(store.error());
   int code = 0;
   for (const std::string& ref : refs) {
+    auto image = store->resolve(ref);
     auto r = store->remove(ref, force);
     if (!r) {
       code = report(r.error());
       continue;
     }
+    for (const std::string& t : r->untagged)
+      record_named_event(g.root, "image", "untag", image ? image->id.str() : t, t);
+    for (const Digest& d : r->deleted) record_named_event(g.root, "image", "delete", d.str(), d.str());
     for (const std::string& t : r->untagged) std::cout << "Untagged: " << t << "\n";
     for (const Digest& d : r->deleted) std::cout << "Deleted: " << d.str() << "\n";
   }

@@ -39,8 +39,10 @@ int main(int argc, char** argv) {
   add_volume_commands(app, globals);
   add_commit_commands(app, globals);
   add_file_commands(app, globals);
+  add_update_command(app, globals);
   add_registry_commands(app, globals);
   add_system_commands(app, globals);
+  add_events_command(app, globals);
   add_version_command(app, globals);
   add_completion_command(app, globals);
   add_man_command(app, globals);

@@ -7,6 +7,7 @@
 #include "cli/output_format.h"
 #include "cli/table.h"
 #include "engine/engine.h"
+#include "engine/events.h"
 #include "engine/networking.h"
 
 namespace isola::cli {
@@ -48,6 +49,7 @@ int cmd_network_create(const Globals& g, const NetworkArgs& a) {
   }
   auto n = engine->networks().create(a.name, a.subnet, labels);
   if (!n) return report(n.error());
+  record_named_event(g.root, "network", "create", n->id, n->name, {{"type", "bridge"}});
   std::cout << n->id << "\n";
   return 0;
 }
@@ -132,6 +134,7 @@ int cmd_network_rm(const Globals& g, const NetworkArgs& a) {
       code = report(r.error());
       continue;
     }
+    record_named_event(g.root, "network", "destroy", n->id, n->name, {{"type", "bridge"}});
     std::cout << name << "\n";
   }
   return code;
@@ -146,7 +149,11 @@ int cmd_network_connect(const Globals& g, const NetworkArgs& a, bool connect) {
   if (!lock) return report(lock.error());
   auto r = connect ? connect_network(engine->networks(), engine->containers(), *rec, a.name)
                    : disconnect_network(engine->networks(), engine->containers(), *rec, a.name);
-  return r ? 0 : report(r.error());
+  if (!r) return report(r.error());
+  if (auto n = engine->networks().get(a.name))
+    record_named_event(g.root, "network", connect ? "connect" : "disconnect", n->id, n->name,
+                       {{"container", rec->id}, {"type", "bridge"}});
+  return 0;
 }
 
 int cmd_port(const Globals& g, const std::string& ref, const std::string& which) {
@@ -221,10 +228,13 @@ void add_network_commands(CLI::App& app, Globals& g) {
     c->callback([&g, a, connect] { g.action = [&g, a, connect] { return cmd_network_connect(g, *a, connect); }; });
   }
 
-  auto* port = app.add_subcommand("port", "List a container's published ports");
-  port->add_option("CONTAINER", a->container, "Container")->required();
-  port->add_option("PORT", a->name, "Only this port: PORT[/PROTO]");
-  port->callback([&g, a] { g.action = [&g, a] { return cmd_port(g, a->container, a->name); }; });
+  // isola port and isola container port (after add_container_commands).
+  for (CLI::App* parent : {&app, app.get_subcommand("container")}) {
+    auto* port = parent->add_subcommand("port", "List a container's published ports");
+    port->add_option("CONTAINER", a->container, "Container")->required();
+    port->add_option("PORT", a->name, "Only this port: PORT[/PROTO]");
+    port->callback([&g, a] { g.action = [&g, a] { return cmd_port(g, a->container, a->name); }; });
+  }
 }
 
 }  // namespace isola::cli

@@ -10,6 +10,7 @@
 #include "cli/output_format.h"
 #include "cli/table.h"
 #include "engine/engine.h"
+#include "engine/health.h"
 #include "engine/networking.h"
 
 namespace isola::cli {
@@ -28,10 +29,13 @@ std::string human_duration(int64_t secs) {
   return std::to_string(secs / 86400) + " days";
 }
 
-std::string status_text(const ContainerState& st) {
+std::string status_text(const ContainerState& st, const std::string& health) {
   int64_t now = now_ns();
-  if (st.status == "running") return "Up " + human_duration((now - st.started_ns) / 1000000000);
+  if (st.status == "running") return "Up " + human_duration((now - st.started_ns) / 1000000000) + health;
   if (st.status == "paused") return "Up " + human_duration((now - st.started_ns) / 1000000000) + " (Paused)";
+  if (st.status == "restarting")
+    return "Restarting (" + std::to_string(st.exit_code) + ") " +
+           human_ago(st.finished_ns / 1000000000, now / 1000000000);
   if (st.status == "exited")
     return "Exited (" + std::to_string(st.exit_code) + ") " + human_ago(st.finished_ns / 1000000000, now / 1000000000);
   return "Created";
@@ -70,7 +74,7 @@ Json ps_row(ContainerStore& cs, const ContainerRecord& r, const ContainerState& 
   return {{"ID", no_trunc ? r.id : r.id.substr(0, 12)}, {"Image", r.image},
           {"Command", no_trunc ? "\"" + command + "\"" : quoted_command(r.command)},
           {"CreatedAt", created_at(r.created_ns)}, {"RunningFor", human_ago(r.created_ns / 1000000000, now)},
-          {"Ports", ports}, {"Status", status_text(st)}, {"State", st.status}, {"Names", r.name},
+          {"Ports", ports}, {"Status", status_text(st, health_suffix(cs, r))}, {"State", st.status}, {"Names", r.name},
           {"Labels", labels}, {"Mounts", mounts}, {"Networks", networks}, {"Size", "0B"},
           {"Isolation", isolation_text(r.isolation)}};
 }
@@ -134,7 +138,7 @@ int cmd_ps(const Globals& g, bool all, bool quiet, bool no_trunc, const std::str
   int64_t now = now_ns() / 1000000000;
   for (const ContainerRecord& r : *list) {
     ContainerState st = engine->containers().state(r.id);
-    if (!all && st.status != "running" && st.status != "paused") continue;
+    if (!all && st.status != "running" && st.status != "paused" && st.status != "restarting") continue;
     auto keep = ps_matches(*engine, *filters, r, st);
     if (!keep) return report(keep.error());
     if (!*keep) continue;
@@ -145,7 +149,7 @@ int cmd_ps(const Globals& g, bool all, bool quiet, bool no_trunc, const std::str
     if (format == "json") {
       json.push_back({{"Id", r.id}, {"Names", {r.name}}, {"Image", r.image}, {"ImageID", "sha256:" + r.image_id},
                       {"Command", r.command}, {"Created", r.created_ns / 1000000000}, {"State", st.status},
-                      {"Status", status_text(st)}, {"ExitCode", st.exit_code}, {"Pid", st.pid},
+                      {"Status", status_text(st, health_suffix(engine->containers(), r))}, {"ExitCode", st.exit_code}, {"Pid", st.pid},
                       {"Isolation", isolation_text(r.isolation)}, {"Labels", r.labels}});
       continue;
     }

@@ -8,6 +8,7 @@
 #include "cli/commands.h"
 #include "cli/progress.h"
 #include "common/fs.h"
+#include "engine/events.h"
 #include "registry/pull.h"
 #include "registry/push.h"
 
@@ -61,6 +62,10 @@ Result<Transfer> prepare_transfer(const Globals& g, const RegistryArgs& a, const
   return Transfer{std::move(ref), std::move(store), std::move(registry)};
 }
 
+void record_pull(const Globals& g, const RemoteRef& ref, const PullResult& pulled) {
+  record_named_event(g.root, "image", "pull", pulled.tag.empty() ? ref.str() : pulled.tag, ref.local_repository());
+}
+
 int cmd_pull(const Globals& g, const RegistryArgs& a) {
   auto t = prepare_transfer(g, a, a.name);
   if (!t) return report(t.error());
@@ -73,6 +78,7 @@ int cmd_pull(const Globals& g, const RegistryArgs& a) {
   view.say("Pulling " + ref->str());
   auto pulled = pull_image(*store, *ref, opts);
   if (!pulled) return report(pulled.error());
+  record_pull(g, *ref, *pulled);
   if (a.quiet) {
     std::cout << pulled->image_id.str() << "\n";
     return 0;
@@ -95,6 +101,7 @@ int cmd_push(const Globals& g, const RegistryArgs& a) {
   view.say("Pushing " + (a.dest.empty() ? dest->str() : a.name + " to " + dest->str()));
   auto digest = push_image(*store, a.name, *dest, opts);
   if (!digest) return report(digest.error());
+  record_named_event(g.root, "image", "push", dest->str(), dest->local_repository());
   if (a.quiet) std::cout << digest->str() << "\n";
   else view.say("Digest: " + digest->str());
   return 0;
@@ -174,6 +181,7 @@ Result<void> ensure_image(const Globals& g, const std::string& image, const std:
     Error e = pulled.error();
     return fail(e.context("image '" + image + "' is not stored locally and pulling it failed"));
   }
+  record_pull(g, *ref, *pulled);
   return {};
 }
 

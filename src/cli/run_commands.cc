@@ -16,6 +16,7 @@
 
 #include "cli/command_tree.h"
 #include "cli/commands.h"
+#include "cli/lifecycle_flags.h"
 #include "cli/run_flags.h"
 #include "common/log.h"
 #include "cli/terminal.h"
@@ -37,6 +38,7 @@ struct RunArgs {
   int64_t pids_limit = 0;
   std::vector<std::string> security_opts;
   ExtraRunArgs extra;
+  LifecycleArgs lifecycle;
 };
 
 Result<RunOptions> finish_options(RunArgs& a) {
@@ -77,6 +79,7 @@ Result<RunOptions> finish_options(RunArgs& a) {
       return fail(make_error("run", s, "unknown --security-opt; use no-new-privileges or seccomp=unconfined|FILE"));
   }
   TRYV(finish_extra_run_flags(a.extra, o));
+  TRYV(finish_lifecycle_flags(a.lifecycle, o));
   return o;
 }
 
@@ -144,6 +147,7 @@ void add_run_flags(CLI::App* cmd, RunArgs& a, bool with_run_only) {
   cmd->add_flag("-t,--tty", a.opts.tty, "Allocate a pseudo-terminal");
   cmd->add_flag("-i,--interactive", a.opts.interactive, "Keep stdin open");
   add_extra_run_flags(cmd, a.extra, a.opts);
+  add_lifecycle_flags(cmd, a.lifecycle);
   if (with_run_only) {
     cmd->add_flag("-d,--detach", a.opts.detach, "Run in the background and print the container ID");
     cmd->add_flag("--rm", a.opts.auto_remove, "Remove the container when it exits");

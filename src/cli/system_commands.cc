@@ -5,16 +5,19 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <functional>
 #include <iostream>
 #include <map>
 #include <memory>
 #include <set>
 
 #include "cli/commands.h"
+#include "cli/terminal.h"
 #include "cli/output_format.h"
 #include "registry/pull.h"
 #include "cli/table.h"
 #include "engine/engine.h"
+#include "engine/events.h"
 
 namespace isola::cli {
 
@@ -143,35 +146,16 @@ int cmd_df(const Globals& g, bool verbose, const std::string& format) {
   return 0;
 }
 
-// Asks on the terminal; refuses without one, so a script never prunes by
-// accident.
-Result<bool> confirm_prune(bool all) {
-  if (!::isatty(STDIN_FILENO))
-    return fail(make_error("system prune", "standard input", "is not a terminal, so isola cannot ask for "
-                           "confirmation; use -f to prune without asking"));
-  std::cout << "WARNING! This will remove:\n"
-            << "  - all stopped containers\n"
-            << "  - all networks not used by at least one container\n"
-            << (all ? "  - all images without at least one container associated to them\n"
-                    : "  - all dangling images\n")
-            << "  - partial downloads of interrupted pulls\n"
-            << "Are you sure you want to continue? [y/N] " << std::flush;
-  std::string answer;
-  std::getline(std::cin, answer);
-  return answer == "y" || answer == "Y" || answer == "yes";
+std::string system_prune_warning(bool all) {
+  return std::string("WARNING! This will remove:\n") + "  - all stopped containers\n" +
+         "  - all networks not used by at least one container\n" +
+         (all ? "  - all images without at least one container associated to them\n" : "  - all dangling images\n") +
+         "  - partial downloads of interrupted pulls\n";
 }
 
-// isola image prune asks its own question.
-Result<bool> confirm_image_prune(bool all) {
-  if (!::isatty(STDIN_FILENO))
-    return fail(make_error("image prune", "standard input", "is not a terminal, so isola cannot ask for "
-                           "confirmation; use -f to prune without asking"));
-  std::cout << (all ? "WARNING! This will remove all images without at least one container associated to them.\n"
-                    : "WARNING! This will remove all dangling images.\n")
-            << "Are you sure you want to continue? [y/N] " << std::flush;
-  std::string answer;
-  std::getline(std::cin, answer);
-  return answer == "y" || answer == "Y" || answer == "yes";
+std::string image_prune_warning(bool all) {
+  return all ? "WARNING! This will remove all images without at least one container associated to them.\n"
+             : "WARNING! This will remove all dangling images.\n";
 }
 
 Result<uint64_t> layer_bytes(Engine& engine) {
@@ -241,8 +225,14 @@ void prune_images(Engine& engine, bool all, int& code) {
         code = report(r.error());
         break;
       }
-      for (const std::string& t : r->untagged) lines.push_back("untagged: " + t);
-      for (const Digest& d : r->deleted) lines.push_back("deleted: " + d.str());
+      for (const std::string& t : r->untagged) {
+        lines.push_back("untagged: " + t);
+        record_named_event(engine.images().root(), "image", "untag", img.id.str(), t);
+      }
+      for (const Digest& d : r->deleted) {
+        lines.push_back("deleted: " + d.str());
+        record_named_event(engine.images().root(), "image", "delete", d.str(), d.str());
+      }
     }
   }
   print_section("Deleted Images", lines);
@@ -259,9 +249,12 @@ uint64_t prune_partial_downloads(const Globals& g, int& code) {
   return pruned->second;
 }
 
-int cmd_prune(const Globals& g, bool all, bool force) {
+// Asks first (unless forced), runs `prune` and prints the space reclaimed:
+// the image layers that went, plus the bytes `prune` counts itself.
+int prune_and_report(const Globals& g, bool force, const std::string& command, const std::string& warning,
+                     const std::function<uint64_t(Engine&, int&)>& prune) {
   if (!force) {
-    auto yes = confirm_prune(all);
+    auto yes = confirm_on_terminal(command, warning);
     if (!yes) return report(yes.error());
     if (!*yes) return 0;
   }
@@ -270,32 +263,27 @@ int cmd_prune(const Globals& g, bool all, bool force) {
   auto before = layer_bytes(*engine);
   if (!before) return report(before.error());
   int code = 0;
-  uint64_t reclaimed = prune_containers(*engine, code);
-  prune_networks(*engine, code);
-  prune_images(*engine, all, code);
-  reclaimed += prune_partial_downloads(g, code);
+  uint64_t reclaimed = prune(*engine, code);
   auto after = layer_bytes(*engine);
   if (after && *after < *before) reclaimed += *before - *after;
   std::cout << "Total reclaimed space: " << human_size(reclaimed) << "\n";
   return code;
 }
 
+int cmd_prune(const Globals& g, bool all, bool force) {
+  return prune_and_report(g, force, "system prune", system_prune_warning(all), [&](Engine& engine, int& code) {
+    uint64_t bytes = prune_containers(engine, code);
+    prune_networks(engine, code);
+    prune_images(engine, all, code);
+    return bytes + prune_partial_downloads(g, code);
+  });
+}
+
 int cmd_image_prune(const Globals& g, bool all, bool force) {
-  if (!force) {
-    auto yes = confirm_image_prune(all);
-    if (!yes) return report(yes.error());
-    if (!*yes) return 0;
-  }
-  auto engine = Engine::open(g.root);
-  if (!engine) return report(engine.error());
-  auto before = layer_bytes(*engine);
-  if (!before) return report(before.error());
-  int code = 0;
-  prune_images(*engine, all, code);
-  auto after = layer_bytes(*engine);
-  uint64_t reclaimed = after && *after < *before ? *before - *after : 0;
-  std::cout << "Total reclaimed space: " << human_size(reclaimed) << "\n";
-  return code;
+  return prune_and_report(g, force, "image prune", image_prune_warning(all), [&](Engine& engine, int& code) {
+    prune_images(engine, all, code);
+    return uint64_t{0};
+  });
 }
 
 }  // namespace

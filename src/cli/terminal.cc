@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <iostream>
 #include <memory>
 #include <vector>
 
@@ -76,6 +77,16 @@ Result<int> attach_session(const std::string& socket_path, const AttachOptions& 
   SessionClient session = TRY(SessionClient::open(socket_path, std::move(so)));
   int code = TRY(session.run());
   return code == kSessionDetached ? kDetached : code;
+}
+
+Result<bool> confirm_on_terminal(const std::string& command, const std::string& warning) {
+  if (!::isatty(STDIN_FILENO))
+    return fail(make_error(command, "standard input", "is not a terminal, so isola cannot ask for "
+                           "confirmation; use -f to prune without asking"));
+  std::cout << warning << "Are you sure you want to continue? [y/N] " << std::flush;
+  std::string answer;
+  std::getline(std::cin, answer);
+  return answer == "y" || answer == "Y" || answer == "yes";
 }
 
 }  // namespace isola::cli

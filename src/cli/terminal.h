@@ -49,4 +49,9 @@ inline constexpr int kDetached = -1;
 // before the process started carry the 126/127 exit code hint.
 Result<int> attach_session(const std::string& socket_path, const AttachOptions& opts);
 
+// Prints `warning` and asks "Are you sure you want to continue? [y/N]" on
+// the terminal; refuses without one (naming `command` and -f), so that a
+// script never prunes by accident.
+Result<bool> confirm_on_terminal(const std::string& command, const std::string& warning);
+
 }  // namespace isola::cli

@@ -8,6 +8,7 @@
 #include <optional>
 
 #include "cli/commands.h"
+#include "cli/terminal.h"
 #include "cli/filters.h"
 #include "cli/output_format.h"
 #include "cli/table.h"
@@ -156,25 +157,16 @@ int cmd_rm(const Globals& g, const VolumeArgs& a) {
   return code;
 }
 
-// Asks on the terminal; refuses without one, so a script never prunes by
-// accident.
-Result<bool> confirm(bool all) {
-  if (!::isatty(STDIN_FILENO))
-    return fail(make_error("volume prune", "standard input", "is not a terminal, so isola cannot ask for "
-                           "confirmation; use -f to prune without asking"));
-  std::cout << (all ? "WARNING! This will remove all local volumes not used by at least one container.\n"
-                    : "WARNING! This will remove anonymous local volumes not used by at least one container.\n")
-            << "Are you sure you want to continue? [y/N] " << std::flush;
-  std::string answer;
-  std::getline(std::cin, answer);
-  return answer == "y" || answer == "Y" || answer == "yes";
+std::string prune_warning(bool all) {
+  return all ? "WARNING! This will remove all local volumes not used by at least one container.\n"
+             : "WARNING! This will remove anonymous local volumes not used by at least one container.\n";
 }
 
 int cmd_prune(const Globals& g, const VolumeArgs& a) {
   auto filter = parse_volume_filters(a.filters);
   if (!filter) return report(filter.error());
   if (!a.force) {
-    auto yes = confirm(a.all);
+    auto yes = confirm_on_terminal("volume prune", prune_warning(a.all));
     if (!yes) return report(yes.error());
     if (!*yes) return 0;
   }

@@ -89,7 +89,8 @@ Json ContainerState::to_json() const {
   return {{"status", status},           {"pid", pid},
           {"pid_start", pid_start},     {"monitor_pid", monitor_pid},
           {"monitor_start", monitor_start}, {"exit_code", exit_code},
-          {"oom_killed", oom_killed},   {"started_ns", started_ns},
+          {"oom_killed", oom_killed},   {"restart_count", restart_count}, {"restart_delay_ms", restart_delay_ms},
+          {"started_ns", started_ns},
           {"finished_ns", finished_ns}, {"error", error},
           {"accelerator", accelerator}, {"guest_kernel", guest_kernel}, {"boot_ms", boot_ms},
           {"exec_ms", exec_ms},         {"boot", boot},
@@ -107,6 +108,8 @@ ContainerState ContainerState::from_json(const Json& j) {
   s.monitor_start = j.value("monitor_start", uint64_t{0});
   s.exit_code = j.value("exit_code", 0);
   s.oom_killed = j.value("oom_killed", false);
+  s.restart_count = j.value("restart_count", 0);
+  s.restart_delay_ms = j.value("restart_delay_ms", int64_t{0});
   s.started_ns = j.value("started_ns", int64_t{0});
   s.finished_ns = j.value("finished_ns", int64_t{0});
   s.error = json_string_or(j, "error");
@@ -332,7 +335,13 @@ ContainerState ContainerStore::state(const std::string& id) const {
       if (recorded_state(id).monitor_pid == s.monitor_pid) (void)write_state(id, s);
     }
   }
+  // A monitor waiting to restart its container that died: nobody will.
+  if (s.status == "restarting" && !process_matches(s.monitor_pid, s.monitor_start)) s.status = "exited";
   return s;
+}
+
+Result<void> ContainerStore::write_record(const ContainerRecord& rec) const {
+  return write_file_atomic(path_join(dir(rec.id), "container.json"), rec.to_json().dump(2) + "\n", 0600);
 }
 
 Result<void> ContainerStore::write_state(const std::string& id, const ContainerState& state) const {

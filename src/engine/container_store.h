@@ -42,13 +42,15 @@ struct ContainerRecord {
 };
 
 struct ContainerState {
-  std::string status = "created";  // created, running, paused, exited
+  std::string status = "created";  // created, running, paused, restarting, exited
   pid_t pid = 0;                   // container init, host PID
   uint64_t pid_start = 0;          // its start time (clock ticks), against PID reuse
   pid_t monitor_pid = 0;
   uint64_t monitor_start = 0;
   int exit_code = 0;
   bool oom_killed = false;
+  int restart_count = 0;  // restarts by the restart policy since the last start by a user
+  int64_t restart_delay_ms = 0;  // the back-off before the last of them
   int64_t started_ns = 0, finished_ns = 0;
   std::string error;
   // VM isolation: `pid` is the VM worker (QEMU); these describe the guest.
@@ -92,6 +94,11 @@ class ContainerStore {
   std::string spec_path(const std::string& id) const { return path_join(dir(id), "config.json"); }
   std::string vm_path(const std::string& id) const { return path_join(dir(id), "vm.json"); }
   std::string console_path(const std::string& id) const { return path_join(dir(id), "vm-console.log"); }
+  // State.Health, written by the health prober (engine/health.h).
+  std::string health_path(const std::string& id) const { return path_join(dir(id), "health.json"); }
+  // Present while a user's stop or kill holds: the restart policy does not
+  // apply (docker's HasBeenManuallyStopped). A start removes it.
+  std::string manual_stop_path(const std::string& id) const { return path_join(dir(id), "stopped-by-user"); }
   static std::string run_dir(const std::string& id);
   static std::string socket_path(const std::string& id);
   static std::string agent_socket_path(const std::string& id) { return run_dir(id) + "/agent.sock"; }
@@ -106,6 +113,9 @@ class ContainerStore {
   // A full ID, a unique ID prefix, or a name.
   Result<ContainerRecord> resolve(const std::string& ref) const;
   Result<void> rename(const std::string& ref, const std::string& new_name);
+  // Replaces container.json atomically (isola update); the caller holds
+  // the container's lock.
+  Result<void> write_record(const ContainerRecord& rec) const;
   Result<void> remove(const std::string& id);
   // Removes what a create or remove that crashed left: a half-written
   // `<id>.creating` directory, a half-deleted `tmp/container-<id>`.

@@ -12,7 +12,10 @@
 #include <thread>
 
 #include "common/log.h"
+#include "engine/events.h"
+#include "engine/health.h"
 #include "engine/networking.h"
+#include "engine/restart.h"
 #include "engine/run_extras.h"
 #include "engine/spec_builder.h"
 #include "engine/volumes.h"
@@ -181,6 +184,7 @@ Result<LoadReport> Engine::commit(const ContainerRecord& rec, const NewImage& sp
                                                    "); start it once, or recreate it"));
   auto made = images_.commit_upper(image, upper, rec.userns_base, spec);
   if (!made) return fail(made.error().context("commit " + rec.name));
+  record_container_event(containers_.root(), rec, "commit", {{"imageID", made->id.str()}});
   return made;
 }
 
@@ -268,6 +272,8 @@ Result<ContainerRecord> Engine::create(const RunOptions& opts) {
   RunOptions recorded = opts;
   TRYV(resolve_host_gateway(networks_, recorded));
   rec.options = run_options_to_json(recorded);
+  rec.options["RestartPolicy"] = restart_policy_json(opts.restart);
+  if (Json hc = merge_healthcheck(opts.health, cfg); !hc.is_null()) rec.options["Healthcheck"] = hc;
   if (opts.userns != "" && opts.userns != "host" && opts.userns != "auto")
     return fail(make_error("create container", opts.userns, "unknown --userns; use 'auto' or 'host'"));
   if (opts.userns == "auto") TRYV(check_searchable(path_join(containers_.root(), "containers")));
@@ -322,14 +328,36 @@ Result<ContainerRecord> Engine::create(const RunOptions& opts) {
     return fail(built.error());
   }
   refresh_hosts_files(networks_, containers_, net, rec.id);
+  record_container_event(containers_.root(), rec, "create");
   return rec;
 }
 
-Result<pid_t> Engine::start(const ContainerRecord& rec, bool wait_for_attach) {
+Result<pid_t> Engine::start(const ContainerRecord& rec, bool wait_for_attach, StartedBy by) {
   FileLock guard = TRY(containers_.lock(rec.id));
   ContainerState st = containers_.state(rec.id);
   if (st.status == "running" || st.status == "paused")
     return fail(make_error("start container", rec.name, "it is already running"));
+  std::string stop_marker = containers_.manual_stop_path(rec.id);
+  if (by == StartedBy::user) {
+    if (st.status == "restarting")
+      return fail(make_error("start container", rec.name, "it is restarting (its restart policy); stop it first"));
+    ::unlink(stop_marker.c_str());
+    st.restart_count = 0;
+    st.restart_delay_ms = 0;
+  } else {
+    if (path_exists(stop_marker)) {
+      st.status = "exited";  // a user stopped it during the back-off
+      TRYV(containers_.write_state(rec.id, st));
+      return fail(make_error("restart container", rec.name, "stopped by a user"));
+    }
+    ++st.restart_count;
+  }
+  {
+    ContainerState recorded = containers_.recorded_state(rec.id);
+    recorded.restart_count = st.restart_count;
+    recorded.restart_delay_ms = st.restart_delay_ms;
+    TRYV(containers_.write_state(rec.id, recorded));
+  }
   // A monitor that died leaves its cgroup and mount behind; clear them first.
   if (st.status == "exited" && st.monitor_pid != 0) TRYV(cleanup(rec));
   // A monitor whose CLI died before attaching waits for that attach forever,
@@ -343,6 +371,9 @@ Result<pid_t> Engine::start(const ContainerRecord& rec, bool wait_for_attach) {
   TRYV(mount_rootfs(rec));
   TRYV(bring_up_networks(networks_, TRY(load_container_network(containers_, rec.id))));
   trace("engine: launching the monitor");
+  // Before the launch: a container that exits at once has its die event
+  // written by the monitor before launch_monitor returns.
+  record_container_event(containers_.root(), rec, "start");
   auto pid = launch_monitor({containers_.root(), rec.id, wait_for_attach});
   trace("engine: monitor ready");
   if (!pid) {
@@ -352,32 +383,52 @@ Result<pid_t> Engine::start(const ContainerRecord& rec, bool wait_for_attach) {
     failed.error = pid.error().message();
     failed.finished_ns = now_ns();
     (void)containers_.write_state(rec.id, failed);
+    record_container_event(containers_.root(), rec, "die", {{"exitCode", std::to_string(failed.exit_code)}});
     (void)cleanup(rec);
     return fail(pid.error());
   }
   return *pid;
 }
 
+void Engine::stopped_by_user(const ContainerRecord& rec, ContainerState& st) {
+  (void)write_file_atomic(containers_.manual_stop_path(rec.id), "", 0600);
+  if (st.status != "restarting") return;
+  // The monitor waits out the back-off with SIGTERM blocked: it takes it as
+  // "do not restart", or has launched the next monitor already.
+  if (process_matches(st.monitor_pid, st.monitor_start)) {
+    ::kill(st.monitor_pid, SIGTERM);
+    wait_gone(st.monitor_pid, st.monitor_start, 10000);
+  }
+  st = containers_.state(rec.id);
+}
+
 Result<void> Engine::kill(const ContainerRecord& rec, int signal) {
   ContainerState st = containers_.state(rec.id);
+  if (st.status == "restarting")
+    return fail(make_error("kill container", rec.name,
+                           "it is restarting (its restart policy); wait until it runs, or stop it with isola stop"));
   if (st.status != "running" && st.status != "paused")
     return fail(make_error("kill container", rec.name, "it is not running"));
+  stopped_by_user(rec, st);
   // A paused container thaws first, so the signal is handled now (a frozen
   // process only gets it once thawed, and a frozen VM's agent cannot
   // deliver it at all).
   if (st.status == "paused") TRYV(pause(rec, false));
+  // Before the signal, so the kill event comes before the monitor's die.
+  record_container_event(containers_.root(), rec, "kill", {{"signal", std::to_string(signal)}});
   if (rec.isolation == Isolation::vm) {
     // The container's processes live in the guest: the agent signals them.
     Json reply = TRY(monitor_call(ContainerStore::socket_path(rec.id), {{"op", "signal"}, {"signal", signal}}));
     if (!reply.value("ok", false)) return fail(make_error("kill container", rec.name, "the guest agent did not answer"));
-    return {};
+  } else if (::kill(st.pid, signal) != 0) {
+    return fail(sys_error("kill", rec.name));
   }
-  if (::kill(st.pid, signal) != 0) return fail(sys_error("kill", rec.name));
   return {};
 }
 
 Result<void> Engine::stop(const ContainerRecord& rec, int timeout) {
   ContainerState st = containers_.state(rec.id);
+  stopped_by_user(rec, st);
   if (st.status != "running" && st.status != "paused") return {};
   int sig = TRY(parse_signal(rec.stop_signal));
   if (rec.isolation == Isolation::vm) {
@@ -388,16 +439,20 @@ Result<void> Engine::stop(const ContainerRecord& rec, int timeout) {
       if (!wait_gone(st.pid, st.pid_start, 10000)) ::kill(st.pid, SIGKILL);
     }
     TRY(wait(rec));
+    record_container_event(containers_.root(), rec, "stop");
     return {};
   }
   if (st.status == "paused") (void)pause(rec, false);
+  record_container_event(containers_.root(), rec, "kill", {{"signal", std::to_string(sig)}});
   ::kill(st.pid, sig);
   if (!wait_gone(st.pid, st.pid_start, timeout * 1000)) {
+    record_container_event(containers_.root(), rec, "kill", {{"signal", std::to_string(SIGKILL)}});
     if (auto cg = Cgroup::open("isola/" + rec.id); cg) (void)cg->kill_all(SIGKILL);
     ::kill(st.pid, SIGKILL);
     wait_gone(st.pid, st.pid_start, 10000);
   }
   TRY(wait(rec));
+  record_container_event(containers_.root(), rec, "stop");
   return {};
 }
 
@@ -407,7 +462,7 @@ Result<int> Engine::wait(const ContainerRecord& rec) {
     // --rm containers disappear with their state once they have exited.
     if (!path_exists(containers_.dir(rec.id))) return last_code;
     ContainerState st = containers_.state(rec.id);
-    if (st.status == "exited") return st.exit_code;
+    if (st.status == "exited" || st.status == "restarting") return st.exit_code;
     if (st.status == "created") {
       ::usleep(50000);  // a start may be under way
       continue;
@@ -429,7 +484,9 @@ Result<void> Engine::pause(const ContainerRecord& rec, bool paused) {
   Cgroup cg = TRY(Cgroup::open("isola/" + rec.id));
   TRYV(cg.freeze(paused));
   st.status = paused ? "paused" : "running";
-  return containers_.write_state(rec.id, st);
+  TRYV(containers_.write_state(rec.id, st));
+  record_container_event(containers_.root(), rec, paused ? "pause" : "unpause");
+  return {};
 }
 
 Result<std::vector<pid_t>> Engine::pids(const ContainerRecord& rec) {
@@ -458,6 +515,9 @@ Result<void> Engine::cleanup(const ContainerRecord& rec) {
 
 Result<void> Engine::remove(const ContainerRecord& rec, bool force) {
   ContainerState st = containers_.state(rec.id);
+  if (st.status == "restarting" && !force)
+    return fail(make_error("remove container", rec.name, "it is restarting; stop it first or use -f"));
+  if (force) stopped_by_user(rec, st);
   if (st.status == "running" || st.status == "paused") {
     if (!force)
       return fail(make_error("remove container", rec.name, "it is running; stop it first or use -f"));
@@ -471,6 +531,7 @@ Result<void> Engine::remove(const ContainerRecord& rec, bool force) {
   TRYV(cleanup(rec));
   auto net = load_container_network(containers_, rec.id);
   TRYV(containers_.remove(rec.id));
+  record_container_event(containers_.root(), rec, "destroy");
   if (net) forget_container_network(containers_, rec.id, *net);
   return {};
 }

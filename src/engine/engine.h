@@ -9,6 +9,7 @@
 #include "common/error.h"
 #include "engine/container_store.h"
 #include "engine/options.h"
+#include "engine/update.h"
 #include "image/store.h"
 #include "net/network.h"
 #include "runtime/cgroup.h"
@@ -31,7 +32,11 @@ class Engine {
 
   Result<ContainerRecord> create(const RunOptions& opts);
   // Starts a created or exited container; returns the container's host PID.
-  Result<pid_t> start(const ContainerRecord& rec, bool wait_for_attach);
+  // A user's start resets the restart count and lifts a user's stop; the
+  // restart policy's start (by the monitor) counts one restart, and gives
+  // way to a user's stop.
+  enum class StartedBy { user, restart_policy };
+  Result<pid_t> start(const ContainerRecord& rec, bool wait_for_attach, StartedBy by = StartedBy::user);
   Result<void> kill(const ContainerRecord& rec, int signal);
   // The stop signal, then SIGKILL after `timeout` seconds.
   Result<void> stop(const ContainerRecord& rec, int timeout);
@@ -41,6 +46,11 @@ class Engine {
   // Removes a container; a running one only with `force` (it is killed).
   Result<void> remove(const ContainerRecord& rec, bool force);
   Result<std::vector<pid_t>> pids(const ContainerRecord& rec);
+  // New limits and restart policy (engine/update.cc): checked, applied to
+  // a running container's cgroup (a VM's: the container's group in the
+  // guest) and then kept in the record and the spec for later starts.
+  // On an error nothing has changed.
+  Result<void> update(const ContainerRecord& rec, const UpdateOptions& opts);
   // What the container uses as the host sees it: its cgroup's counters, or
   // a VM's worker's (CPU time and resident memory against the VM's size).
   CgroupStats usage(const ContainerRecord& rec);
@@ -64,6 +74,9 @@ class Engine {
   Engine(ImageStore images, ContainerStore containers, NetworkStore networks)
       : images_(std::move(images)), containers_(std::move(containers)), networks_(std::move(networks)) {}
   Result<void> cleanup(const ContainerRecord& rec);
+  // A user's stop, kill or rm: no restart by the policy, and a monitor
+  // waiting out its back-off gives up (the state is then re-read).
+  void stopped_by_user(const ContainerRecord& rec, ContainerState& st);
   ImageStore images_;
   ContainerStore containers_;
   NetworkStore networks_;

@@ -42,6 +42,20 @@ struct DeviceOption {
   std::string access = "rwm";
 };
 
+// --restart no|always|unless-stopped|on-failure[:N] (HostConfig.RestartPolicy)
+struct RestartPolicy {
+  std::string name = "no";
+  int max_retries = 0;  // on-failure only; 0: no limit
+};
+
+// --health-* and --no-healthcheck, over the image's HEALTHCHECK (Config.Healthcheck)
+struct HealthOption {
+  std::vector<std::string> test;  // ["CMD-SHELL", cmd], ["CMD", args...], ["NONE"]; empty: the image's
+  std::optional<int64_t> interval_ns, timeout_ns, start_period_ns, start_interval_ns;
+  std::optional<int> retries;
+  bool disable = false;  // --no-healthcheck
+};
+
 struct RunOptions {
   std::string image;
   std::vector<std::string> command;      // after the image name
@@ -93,6 +107,8 @@ struct RunOptions {
   std::string cidfile;
   std::vector<std::string> attach;       // -a: "stdin", "stdout", "stderr"
   bool sig_proxy = true;
+  RestartPolicy restart;
+  HealthOption health;
 };
 
 }  // namespace isola

@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <sstream>
 
+#include "engine/events.h"
 #include "engine/spec_builder.h"
 #include "image/shift.h"
 
@@ -107,6 +108,7 @@ Result<VolumeRecord> VolumeStore::create(VolumeRecord rec, bool* created) {
     return fail(made.error());
   }
   if (created) *created = true;
+  record_named_event(path_join(dir_, ".."), "volume", "create", rec.name, rec.name, {{"driver", rec.driver}});
   return rec;
 }
 
@@ -132,6 +134,7 @@ Result<void> VolumeStore::remove(const std::string& name) {
   // Renamed first, so a removal cut short leaves no half volume by its name.
   std::string doomed = path_join(dir_, ".rm-" + name + "-" + random_hex(8));
   if (::rename(dir(name).c_str(), doomed.c_str()) != 0) return fail(sys_error("rename", dir(name)));
+  record_named_event(path_join(dir_, ".."), "volume", "destroy", name, name, {{"driver", "local"}});
   return remove_tree(doomed);
 }
 
@@ -223,19 +226,22 @@ Result<void> prepare_volume(const VolumeStore& store, const std::string& name, c
       std::string link = "/proc/self/fd/" + std::to_string(source->get());
       ssize_t n = ::readlink(link.c_str(), buf, sizeof buf - 1);
       if (n <= 0) return fail(sys_error("readlink", link));
-      std::string copy = path_join(store.dir(name), "_data.copy");
-      (void)remove_tree(copy);
+      // A copy of its own for each container that starts with the volume
+      // empty (they may be created at once); the first rename wins.
+      std::string staging = TRY(make_temp_dir(store.dir(name), ".copy-"));
+      std::string copy = path_join(staging, "_data");
       // The rootfs of a --userns=auto container is already shifted.
       auto copied = copy_shifted(std::string(buf, static_cast<size_t>(n)), copy, 0);
       if (!copied) {
-        (void)remove_tree(copy);
+        (void)remove_tree(staging);
         return fail(copied.error().context("copy the image's " + destination + " into volume " + name));
       }
-      // rename(2) replaces an empty directory: the volume holds the whole
-      // copy or stays empty.
-      if (::rename(copy.c_str(), data.c_str()) != 0) {
-        int e = errno;
-        (void)remove_tree(copy);
+      // rename(2) replaces an empty directory only: the volume holds one
+      // whole copy, or stays as another container filled it.
+      int renamed = ::rename(copy.c_str(), data.c_str());
+      int e = errno;
+      (void)remove_tree(staging);
+      if (renamed != 0 && e != ENOTEMPTY && e != EEXIST) {
         errno = e;
         return fail(sys_error("rename", data));
       }

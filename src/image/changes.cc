@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <cctype>
+#include <charconv>
+
+#include "common/duration.h"
 
 namespace isola {
 
@@ -61,6 +64,49 @@ void set_env(Json& config, const std::string& key, const std::string& value) {
   env.push_back(entry);
 }
 
+// HEALTHCHECK [--interval=D] [--timeout=D] [--start-period=D]
+// [--start-interval=D] [--retries=N] CMD command | NONE
+Result<Json> healthcheck(std::string args, const std::string& change) {
+  Json hc = Json::object();
+  while (args.starts_with("--")) {
+    size_t end = std::min(args.find_first_of(" \t"), args.size());
+    std::string opt = args.substr(2, end - 2);
+    args = trim(args.substr(end));
+    size_t eq = opt.find('=');
+    std::string name = opt.substr(0, eq), value = eq == std::string::npos ? "" : opt.substr(eq + 1);
+    if (name == "retries") {
+      int n = 0;
+      auto [p, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
+      if (ec != std::errc() || p != value.data() + value.size() || n < 0)
+        return fail(make_error("parse --change", change, "--retries takes a whole number"));
+      hc["Retries"] = n;
+      continue;
+    }
+    const char* key = name == "interval" ? "Interval" : name == "timeout" ? "Timeout"
+                    : name == "start-period" ? "StartPeriod" : name == "start-interval" ? "StartInterval" : nullptr;
+    if (!key)
+      return fail(make_error("parse --change", change, "unknown HEALTHCHECK option --" + name +
+                                                           "; use --interval, --timeout, --start-period, "
+                                                           "--start-interval or --retries"));
+    auto ns = parse_go_duration(value);
+    if (!ns) return fail(make_error("parse --change", change, "--" + name + " takes a duration like 30s"));
+    hc[key] = *ns;
+  }
+  size_t space = args.find_first_of(" \t");
+  std::string kind = args.substr(0, space), rest = space == std::string::npos ? "" : trim(args.substr(space));
+  std::transform(kind.begin(), kind.end(), kind.begin(), [](unsigned char c) { return std::toupper(c); });
+  if (kind == "NONE" && rest.empty()) return Json{{"Test", {"NONE"}}};
+  if (kind != "CMD" || rest.empty())
+    return fail(make_error("parse --change", change, "expected HEALTHCHECK [OPTIONS] CMD command, or HEALTHCHECK NONE"));
+  Json test = Json::array({"CMD-SHELL", rest});
+  if (rest.starts_with("[")) {
+    test = Json::array({"CMD"});
+    for (const Json& a : TRY(command_form(rest, change))) test.push_back(a);
+  }
+  hc["Test"] = test;
+  return hc;
+}
+
 Result<void> apply_one(Json& config, const std::string& change) {
   std::string text = trim(change);
   size_t space = text.find_first_of(" \t");
@@ -93,10 +139,12 @@ Result<void> apply_one(Json& config, const std::string& change) {
     config["User"] = args;
   } else if (word == "STOPSIGNAL") {
     config["StopSignal"] = args;
+  } else if (word == "HEALTHCHECK") {
+    config["Healthcheck"] = TRY(healthcheck(args, change));
   } else {
     return fail(make_error("parse --change", change,
-                           "unknown instruction; use CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, STOPSIGNAL, USER, VOLUME "
-                           "or WORKDIR"));
+                           "unknown instruction; use CMD, ENTRYPOINT, ENV, EXPOSE, HEALTHCHECK, LABEL, STOPSIGNAL, "
+                           "USER, VOLUME or WORKDIR"));
   }
   return {};
 }

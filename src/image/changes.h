@@ -1,6 +1,7 @@
 // Dockerfile instructions applied to an image config by `isola import
 // --change` and `isola commit --change`, as docker's: CMD, ENTRYPOINT, ENV,
-// EXPOSE, LABEL, STOPSIGNAL, USER, VOLUME and WORKDIR.
+// EXPOSE, LABEL, STOPSIGNAL, USER, VOLUME and WORKDIR; and HEALTHCHECK,
+// which docker's --change lacks (isola build will share it).
 #pragma once
 
 #include <string>

@@ -20,7 +20,10 @@
 #include "common/json.h"
 #include "common/log.h"
 #include "engine/container_store.h"
+#include "engine/events.h"
+#include "engine/health_probe.h"
 #include "engine/networking.h"
+#include "engine/restart.h"
 #include "engine/volumes.h"
 #include "image/rootfs.h"
 #include "monitor/protocol.h"
@@ -307,6 +310,7 @@ void Monitor::on_exit(int status) {
   if (auto cg = Cgroup::open(spec_.linux.cgroups_path); cg) {
     if (auto oom = cg->oom_killed(); oom && *oom) state_.oom_killed = true;
   }
+  record_container_exit(store_.root(), rec_, state_);
   teardown();
   (void)store_.write_state(rec_.id, state_);
   trace("monitor: cleaned up");
@@ -397,6 +401,9 @@ void close_inherited_fds(int keep) {
 [[noreturn]] void monitor_main(const MonitorRequest& req, int report_fd) {
   trace("monitor: started");
   close_inherited_fds(report_fd);
+  sigset_t none;  // a monitor started by a restart inherits its predecessor's mask
+  sigemptyset(&none);
+  ::sigprocmask(SIG_SETMASK, &none, nullptr);
   ::prctl(PR_SET_NAME, "isola-monitor");
   if (::chdir("/") != 0) ::_exit(1);
   ::signal(SIGPIPE, SIG_IGN);
@@ -421,15 +428,24 @@ void close_inherited_fds(int keep) {
   if (!text) fail_with(text.error());
   auto j = parse_json(*text, "config.json");
   if (!j) fail_with(j.error());
-  if (rec->isolation == Isolation::vm)
-    run_vm_monitor(std::move(*store), std::move(*rec), std::move(*j), req.wait_for_attach, report_fd);
-  auto spec = RuntimeSpec::from_json(*j);
-  if (!spec) fail_with(spec.error());
-  Monitor monitor(std::move(*store), std::move(*rec), std::move(*spec), req.wait_for_attach);
-  if (auto r = monitor.prepare(); !r) fail_with(r.error());
-  (void)write_all(report_fd, Json{{"ok", true}, {"pid", monitor.container_pid()}}.dump());
-  ::close(report_fd);
-  monitor.run();
+  // Both levels: the health prober runs beside the started container, and
+  // after its exit the restart policy decides whether it starts again.
+  pid_t prober = 0;
+  auto on_started = [&] { prober = start_health_prober(req.root, *rec); };
+  if (rec->isolation == Isolation::vm) {
+    if (!run_vm_monitor(*store, *rec, std::move(*j), req.wait_for_attach, report_fd, on_started)) ::_exit(1);
+  } else {
+    auto spec = RuntimeSpec::from_json(*j);
+    if (!spec) fail_with(spec.error());
+    Monitor monitor(*store, *rec, std::move(*spec), req.wait_for_attach);
+    if (auto r = monitor.prepare(); !r) fail_with(r.error());
+    (void)write_all(report_fd, Json{{"ok", true}, {"pid", monitor.container_pid()}}.dump());
+    ::close(report_fd);
+    on_started();
+    monitor.run();
+  }
+  stop_health_prober(prober);
+  restart_after_exit(req.root, rec->id);
   ::_exit(0);
 }
 

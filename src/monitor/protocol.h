@@ -1,8 +1,9 @@
 // The framing spoken on a container monitor's control socket
 // (/run/isola/<id>/ctl.sock): [type:u8][length:u32 little-endian][payload].
 // A client first sends a Request frame (JSON, "op" one of: "attach"
-// {"stdin":bool,"rows","cols"}; for VM containers also "signal" {"signal":S}
-// and "ps", answered by one Reply frame, and "exec" {"process":{...}}, which
+// {"stdin":bool,"rows","cols"}; for VM containers also "signal" {"signal":S},
+// "ps" and "update" {"resources":{OCI linux.resources}}, answered by one
+// Reply frame, and "exec" {"process":{...}}, which
 // then flows like an attach of the exec'd process). After an attach or
 // exec, stdin, resize and output frames flow until an Exit frame.
 // Frames are bounded; anything malformed closes the connection.

@@ -14,6 +14,7 @@
 #include "monitor/monitor.h"
 #include "monitor/reports.h"
 #include "monitor/vm_monitor_impl.h"
+#include "engine/events.h"
 #include "engine/volumes.h"
 
 namespace isola {
@@ -40,6 +41,7 @@ Client* VmMonitor::client_for(uint32_t stream) {
 void VmMonitor::forget_client(const Client& c) {
   std::erase_if(stream_fd_, [&](const auto& entry) { return entry.second == c.fd.get(); });
   if (ps_client_fd_ == c.fd.get()) ps_client_fd_ = -1;
+  if (update_client_fd_ == c.fd.get()) update_client_fd_ = -1;
 }
 
 void VmMonitor::on_agent_frame(const AgentFrame& f) {
@@ -74,6 +76,11 @@ void VmMonitor::on_agent_frame(const AgentFrame& f) {
       for (Client& c : clients_)
         if (c.fd.get() == ps_client_fd_) queue_frame(c, FrameType::reply, f.payload);
       ps_client_fd_ = -1;
+      return;
+    case AgentMsg::update_reply:
+      for (Client& c : clients_)
+        if (c.fd.get() == update_client_fd_) queue_frame(c, FrameType::reply, f.payload);
+      update_client_fd_ = -1;
       return;
     case AgentMsg::error:
       if (Client* c = client_for(f.stream)) {
@@ -116,6 +123,12 @@ void VmMonitor::on_client_frame(Client& c, const Frame& f) {
     } else if (op == "ps") {
       ps_client_fd_ = c.fd.get();
       if (!send(AgentMsg::ps, 0, "{}")) queue_frame(c, FrameType::reply, Json{{"error", "agent unreachable"}}.dump());
+    } else if (op == "update") {
+      // New limits for the container's group in the guest (isola update).
+      update_client_fd_ = c.fd.get();
+      Json update = {{"resources", req->value("resources", Json::object())}};
+      if (!send(AgentMsg::update, 0, update.dump()))
+        queue_frame(c, FrameType::reply, Json{{"ok", false}, {"message", "the guest agent is unreachable"}}.dump());
     } else if (op == "exec") {
       uint32_t stream = next_stream_++;
       c.stream = stream;
@@ -183,6 +196,7 @@ void VmMonitor::finish(int exit_code, bool oom, const std::string& error) {
   unplug_endpoints(rec_.id, net_);
   ::unlink(ContainerStore::socket_path(rec_.id).c_str());
   ::unlink(ContainerStore::agent_socket_path(rec_.id).c_str());
+  record_container_exit(store_.root(), rec_, state_);
   if (rec_.auto_remove) {
     remove_anonymous_volumes(store_.root(), rec_);  // as docker run --rm; before the record goes, for wait
     (void)store_.remove(rec_.id);
@@ -301,19 +315,20 @@ void VmMonitor::run() {
 
 }  // namespace vm_monitor_detail
 
-void run_vm_monitor(ContainerStore store, ContainerRecord rec, Json spec, bool wait_for_attach, int report_fd) {
-  ::prctl(PR_SET_NAME, "isola-monitor");
+bool run_vm_monitor(ContainerStore store, ContainerRecord rec, Json spec, bool wait_for_attach, int report_fd,
+                    const std::function<void()>& on_started) {
   VmMonitor monitor(std::move(store), std::move(rec), std::move(spec), wait_for_attach);
   auto prepared = monitor.prepare();
   if (!prepared) {
     monitor.stop_worker();
     (void)write_all(report_fd, error_json(prepared.error()).dump());
-    ::_exit(1);
+    return false;
   }
   (void)write_all(report_fd, Json{{"ok", true}, {"pid", monitor.worker_pid()}}.dump());
   ::close(report_fd);
+  on_started();
   monitor.run();
-  ::_exit(0);
+  return true;
 }
 
 }  // namespace isola

@@ -6,14 +6,17 @@
 // the agent dies without one.
 #pragma once
 
+#include <functional>
+
 #include "common/json.h"
 #include "engine/container_store.h"
 
 namespace isola {
 
 // Boots the VM, reports {"ok":true,"pid":<worker pid>} or the error on
-// `report_fd`, then serves until the container has exited. Never returns.
-[[noreturn]] void run_vm_monitor(ContainerStore store, ContainerRecord rec, Json spec, bool wait_for_attach,
-                                 int report_fd);
+// `report_fd`, calls `on_started`, then serves until the container has
+// exited and been recorded. False when the VM could not be started.
+bool run_vm_monitor(ContainerStore store, ContainerRecord rec, Json spec, bool wait_for_attach, int report_fd,
+                    const std::function<void()>& on_started);
 
 }  // namespace isola

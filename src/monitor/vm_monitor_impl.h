@@ -83,6 +83,7 @@ class VmMonitor {
   std::vector<Client> clients_;
   std::map<uint32_t, int> stream_fd_;  // exec stream → client fd
   int ps_client_fd_ = -1;
+  int update_client_fd_ = -1;  // isola update waiting for the agent's update_reply
   uint32_t next_stream_ = 2;
   int rows_ = 24, cols_ = 80;  // the terminal size an attached run starts with
   bool exited_ = false;

@@ -445,6 +445,13 @@ Result<ProcessSpec> process_from_json(const Json& j) {
 
 Json process_to_json(const ProcessSpec& p) { return process_json(p); }
 
+Result<Resources> resources_from_json(const Json& j) {
+  if (!j.is_object()) return fail(make_error("parse resources", "", "the document is not a JSON object"));
+  return parse_resources(j);
+}
+
+Json resources_to_json(const Resources& r) { return resources_json(r); }
+
 Json seccomp_to_json(const SeccompSpec& s) { return seccomp_json(s); }
 
 Result<RuntimeSpec> RuntimeSpec::from_json(const Json& j) {

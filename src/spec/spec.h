@@ -133,4 +133,8 @@ Json seccomp_to_json(const SeccompSpec& s);
 Result<ProcessSpec> process_from_json(const Json& j);
 Json process_to_json(const ProcessSpec& p);
 
+// A "linux.resources" object alone (isola update sends one to a VM's agent).
+Result<Resources> resources_from_json(const Json& j);
+Json resources_to_json(const Resources& r);
+
 }  // namespace isola

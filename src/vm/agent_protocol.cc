@@ -28,7 +28,7 @@ Result<bool> AgentFrameReader::next(AgentFrame& out) {
   };
   uint8_t type = static_cast<uint8_t>(buf_[0]);
   uint32_t len = get32(5);
-  if (type < static_cast<uint8_t>(AgentMsg::hello) || type > static_cast<uint8_t>(AgentMsg::wake)) {
+  if (type < static_cast<uint8_t>(AgentMsg::hello) || type > static_cast<uint8_t>(AgentMsg::update_reply)) {
     failed_ = true;
     return fail(make_error("read agent frame", "", "unknown frame type " + std::to_string(type)));
   }

@@ -45,6 +45,11 @@ enum class AgentMsg : uint8_t {
   // reseeds the kernel's random generator, sets the clock, keeps the boot
   // ID for the container and answers with a hello.
   wake = 16,
+  // host → agent, stream 0: {"resources":{OCI linux.resources}}, applied
+  // to the container's cgroup in the guest (isola update); answered by
+  // update_reply {"ok":true} or {"ok":false,"errno":E,"op":"…","message":"…"}.
+  update = 17,
+  update_reply = 18,
 };
 
 struct AgentFrame {

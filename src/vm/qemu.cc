@@ -49,6 +49,11 @@ uint64_t vm_memory_mb(int64_t container_limit) {
   return mb + kGuestReserveMb;
 }
 
+int64_t vm_container_memory_max(uint64_t vm_memory_mb) {
+  uint64_t mb = vm_memory_mb > kGuestReserveMb ? vm_memory_mb - kGuestReserveMb : 0;
+  return static_cast<int64_t>(mb << 20);
+}
+
 std::vector<std::string> qemu_command(const VmConfig& c) {
   std::vector<std::string> a = {"qemu-system-x86_64"};
   auto add = [&](std::initializer_list<std::string> items) { a.insert(a.end(), items); };

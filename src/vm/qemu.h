@@ -64,5 +64,8 @@ std::vector<std::string> qemu_command(const VmConfig& config);
 // Memory given to the guest for a container limit (bytes; 0: none): the
 // limit plus a reserve for the guest kernel and agent.
 uint64_t vm_memory_mb(int64_t container_limit);
+// The most a container may use in a VM of `vm_memory_mb` (bytes): the VM
+// less that reserve (isola update cannot give it more than its VM has).
+int64_t vm_container_memory_max(uint64_t vm_memory_mb);
 
 }  // namespace isola

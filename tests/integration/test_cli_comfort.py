@@ -75,7 +75,7 @@ def test_completion_refuses_unknown_shells(isola):
 def test_completes_commands_and_options(isola):
     assert "run" in bash_complete(isola.bin, "ru")
     assert {"--rm", "--read-only"} <= set(bash_complete(isola.bin, "run", "--r"))
-    assert set(bash_complete(isola.bin, "system", "")) == {"df", "prune", "template"}
+    assert set(bash_complete(isola.bin, "system", "")) == {"df", "events", "prune", "template"}
     assert set(bash_complete(isola.bin, "system", "template", "")) == {"ls", "build", "rm", "enable", "disable"}
     assert set(bash_complete(isola.bin, "network", "l")) == {"ls", "list"}
     assert "-f" in bash_complete(isola.bin, "system", "prune", "-")
@@ -88,6 +88,29 @@ def test_completion_offers_every_top_level_command(isola):
     listed = set(help_subcommands(isola))
     assert {"run", "ps", "system", "completion", "man", "version"} <= listed
     assert listed <= offered, f"not offered: {listed - offered}"
+
+
+def test_container_group_has_every_container_command(isola):
+    # docker's `docker container --help`, less checkpoint-style extras.
+    docker = {"attach", "commit", "cp", "create", "diff", "exec", "export", "inspect", "kill", "logs", "ls",
+              "pause", "port", "prune", "rename", "restart", "rm", "run", "start", "stats", "stop", "top",
+              "unpause", "update", "wait"}
+    listed = set(help_subcommands(isola, "container"))
+    assert docker <= listed, f"missing: {docker - listed}"
+    assert docker <= set(bash_complete(isola.bin, "container", ""))
+
+
+def test_container_x_does_what_x_does(box):
+    assert box.ok("container", "run", "--name", "c1", IMAGE, "echo", "hi") == "hi\n"
+    assert box.ok("container", "inspect", "-f", "{{.State.ExitCode}}", "c1") == "0\n"
+    assert box.ok("container", "logs", "c1") == "hi\n"
+    cid = box.ok("container", "create", IMAGE, "sleep", "100").strip()
+    box.created.add(cid)
+    box.ok("container", "start", cid)
+    assert box.ok("container", "exec", cid, "echo", "in").strip() == "in"
+    box.ok("container", "stop", "-t", "0", cid)
+    box.ok("container", "rm", "c1", cid)
+    assert box.ids() == []
 
 
 def test_completes_names_from_the_store_on_the_line(box, tmp_path):

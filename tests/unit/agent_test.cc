@@ -218,6 +218,27 @@ TEST(AgentRequests, WakeReadsEntropyClockAndBootId) {
   EXPECT_FALSE(check_host_frame(AgentFrame{AgentMsg::wake, 1, {}}));
 }
 
+TEST(AgentRequests, UpdateTakesLimitsOnly) {
+  auto req = parse_update_request(
+      R"({"resources":{"memory":{"limit":50331648,"swap":50331648},"cpu":{"quota":50000,"period":100000},"pids":{"limit":10}}})");
+  ASSERT_TRUE(req) << req.error().message();
+  EXPECT_EQ(req->memory_limit.value_or(0), 50331648);
+  EXPECT_EQ(req->cpu_quota.value_or(0), 50000);
+  EXPECT_EQ(req->pids_limit.value_or(0), 10);
+  EXPECT_FALSE(parse_update_request(R"({"resources":{"cpu":{"cpus":"0"}}})"));  // the guest's CPUs are the VM's
+  EXPECT_FALSE(parse_update_request(R"({"resources":{"devices":[{"allow":true,"access":"rwm"}]}})"));
+  EXPECT_FALSE(parse_update_request(R"({"resources":{"memory":{"limit":"lots"}}})"));
+  EXPECT_FALSE(parse_update_request(R"({})"));
+  EXPECT_TRUE(check_host_frame(AgentFrame{AgentMsg::update, 0, {}}));
+  EXPECT_FALSE(check_host_frame(AgentFrame{AgentMsg::update, 1, {}}));
+  EXPECT_FALSE(check_host_frame(AgentFrame{AgentMsg::update_reply, 0, {}}));  // only the agent sends it
+  EXPECT_EQ(update_reply_payload({}), R"({"ok":true})");
+  Json refused = Json::parse(update_reply_payload(fail(sys_error(EINVAL, "write", "/sys/fs/cgroup/isola/x/cpu.max"))));
+  EXPECT_EQ(refused["ok"], false);
+  EXPECT_EQ(refused["errno"], EINVAL);
+  EXPECT_NE(refused["message"].get<std::string>().find("cpu.max"), std::string::npos);
+}
+
 TEST(AgentRequests, CreateTakesAFilterTheHostCompiled) {
   Json spec = minimal_spec();
   spec["linux"]["seccomp"] = {{"defaultAction", "SCMP_ACT_ALLOW"}};
