@@ -505,7 +505,7 @@ void add_container_commands(CLI::App& app, Globals& g) {
   auto* prune = container->add_subcommand("prune", "Remove all stopped containers");
   auto force = std::make_shared<bool>(false);
   prune->add_flag("-f,--force", *force, "Do not ask (isola never asks)");
-  prune->callback([&g] { g.action = [&g] { return cmd_prune(g); }; });
+  prune->callback([&g, force] { g.action = [&g] { return cmd_prune(g); }; });
 }
 
 }  // namespace isola::cli

@@ -547,7 +547,7 @@ ContainerPrune Engine::prune_containers() {
     // Every container that is not running, as docker: also those created
     // and never started (or whose start crashed).
     std::string status = containers_.state(r.id).status;
-    if (status == "running" || status == "paused") continue;
+    if (status == "running" || status == "paused" || status == "restarting") continue;
     if (auto rm = remove(r, false); !rm) out.errors.push_back(rm.error());
     else out.removed.push_back(r);
   }

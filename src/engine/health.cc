@@ -1,5 +1,7 @@
 #include "engine/health.h"
 
+#include <algorithm>
+
 #include "common/duration.h"
 
 namespace isola {
@@ -11,8 +13,11 @@ constexpr size_t kLogEntries = 5;
 std::optional<int64_t> json_ns(const Json& j, const char* key) {
   auto it = j.find(key);
   if (it == j.end() || !it->is_number_integer()) return std::nullopt;
+  // An image's values are untrusted: at least 1 ms (as the flags), at most
+  // a day, so a probe can neither spin nor overflow a deadline.
   int64_t v = it->get<int64_t>();
-  return v > 0 ? std::optional<int64_t>(v) : std::nullopt;
+  if (v <= 0) return std::nullopt;
+  return std::clamp<int64_t>(v, 1'000'000, 86'400'000'000'000);
 }
 
 }  // namespace
@@ -120,7 +125,7 @@ std::optional<HealthState> read_health(const ContainerStore& store, const std::s
 }
 
 Result<void> write_health(const ContainerStore& store, const std::string& id, const HealthState& state) {
-  return write_file_atomic(store.health_path(id), state.to_json().dump() + "\n", 0600);
+  return write_file_atomic(store.health_path(id), state.to_json().dump(-1, ' ', false, Json::error_handler_t::replace) + "\n", 0600);
 }
 
 std::string health_suffix(const ContainerStore& store, const ContainerRecord& rec) {
