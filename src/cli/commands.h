@@ -10,6 +10,7 @@
 #include "common/error.h"
 #include "common/json.h"
 #include "engine/options.h"
+#include "image/store.h"
 #include "net/endpoint.h"
 
 namespace isola::cli {
@@ -28,6 +29,8 @@ struct Globals {
 int report(const Error& error);
 
 void add_image_commands(CLI::App& app, Globals& globals);
+// An image as `inspect` and `image inspect` show it.
+Json image_inspect_json(const ImageStore& store, const ImageRecord& image);
 void add_run_commands(CLI::App& app, Globals& globals);
 // After add_run_commands: every container command, also as "container X"
 // (run, create, start, attach and exec included).

@@ -91,7 +91,8 @@ Json container_json(Engine& engine, const ContainerRecord& r) {
           {"Args", args},
           {"State",
            {{"Status", st.status},
-            {"Running", st.status == "running" || st.status == "paused"},
+            // Running too while restarting, as docker shows it (Pid 0).
+            {"Running", st.status == "running" || st.status == "paused" || st.status == "restarting"},
             {"Paused", st.status == "paused"},
             {"Restarting", st.status == "restarting"},
             {"OOMKilled", st.oom_killed},
@@ -142,26 +143,12 @@ int cmd_inspect(const Globals& g, const std::vector<std::string>& refs, const st
       continue;
     }
     if (auto image = engine->images().resolve(ref); image) {
-      auto config = engine->images().config(*image);
-      Json layers = Json::array();
-      for (const Digest& d : image->layers) layers.push_back(d.str());
-      out.push_back({{"Id", image->id.str()}, {"RepoTags", image->tags}, {"Created", image->created},
-                     {"Size", image->size}, {"Config", config ? config->value("config", Json::object()) : Json::object()},
-                     {"Architecture", config ? json_string_or(*config, "architecture", "") : ""},
-                     {"Os", config ? json_string_or(*config, "os", "") : ""},
-                     {"RootFS", {{"Type", "layers"}, {"Layers", layers}}}});
+      out.push_back(image_inspect_json(engine->images(), *image));
       continue;
     }
     code = report(make_error("inspect", ref, "no such container or image"));
   }
-  if (format.empty()) {
-    std::cout << out.dump(2) << "\n";
-    return code;
-  }
-  auto text = format_each(std::vector<Json>(out.begin(), out.end()), format);
-  if (!text) return report(text.error());
-  std::cout << *text;
-  return code;
+  return print_inspect(out, format, code);
 }
 
 struct LogEntry {

@@ -115,8 +115,10 @@ Result<bool> image_matches(ImageStore& store, const Filters& f, const ImageRow& 
          f.labels_match(labels);
 }
 
+// `repository` is docker's operand (images busybox, images busybox:1.36):
+// a reference filter that every other filter is added to.
 int cmd_images(const Globals& g, bool quiet, bool no_trunc, const std::string& format,
-               const std::vector<std::string>& filter_args) {
+               const std::vector<std::string>& filter_args, const std::string& repository) {
   auto filters = Filters::parse(filter_args, {"before", "dangling", "label", "reference", "since"});
   if (!filters) return report(filters.error());
   auto store = open_store(g);
@@ -125,6 +127,9 @@ int cmd_images(const Globals& g, bool quiet, bool no_trunc, const std::string& f
   if (!images) return report(images.error());
   std::vector<ImageRow> rows;
   for (const ImageRow& r : image_rows(*images)) {
+    if (!repository.empty() && (r.tag == "<none>" || !(glob_match(repository, r.repo) ||
+                                                     glob_match(repository, r.repo + ":" + r.tag))))
+      continue;
     auto keep = image_matches(*store, *filters, r);
     if (!keep) return report(keep.error());
     if (*keep) rows.push_back(r);
@@ -163,29 +168,16 @@ int cmd_images(const Globals& g, bool quiet, bool no_trunc, const std::string& f
   return print_rows(objects, format, columns);
 }
 
-int cmd_inspect(const Globals& g, const std::vector<std::string>& refs) {
+int cmd_inspect(const Globals& g, const std::vector<std::string>& refs, const std::string& format) {
   auto store = open_store(g);
   if (!store) return report(store.error());
   Json out = Json::array();
+  int code = 0;
   for (const std::string& ref : refs) {
-    auto image = store->resolve(ref);
-    if (!image) return report(image.error());
-    auto config = store->config(*image);
-    if (!config) return report(config.error());
-    Json layers = Json::array();
-    for (const Digest& d : image->layers) layers.push_back(d.str());
-    out.push_back({{"Id", image->id.str()},
-                   {"RepoTags", image->tags},
-                   {"Digest", image->manifest.str()},
-                   {"Created", image->created},
-                   {"Architecture", json_string_or(*config, "architecture", "")},
-                   {"Os", json_string_or(*config, "os", "")},
-                   {"Size", image->size},
-                   {"Config", config->value("config", Json::object())},
-                   {"RootFS", {{"Type", "layers"}, {"Layers", layers}}}});
+    if (auto image = store->resolve(ref); image) out.push_back(image_inspect_json(*store, *image));
+    else code = report(image.error());
   }
-  std::cout << out.dump(2) << "\n";
-  return 0;
+  return print_inspect(out, format, code);
 }
 
 int cmd_tag(const Globals& g, const std::string& source, const std::string& target) {
@@ -233,7 +225,7 @@ int cmd_unmount(const Globals& g, const std::string& ref) {
 }
 
 struct ImageArgs {
-  std::string input, format = "table", source, target, ref, output, message;
+  std::string input, format = "table", source, target, ref, output, message, repository, inspect_format;
   std::vector<std::string> refs, changes, filters;
   bool quiet = false, no_trunc = false, force = false;
 };
@@ -271,8 +263,9 @@ void add_list(CLI::App& parent, const char* name, Globals& g, std::shared_ptr<Im
   cmd->add_option("--format", a->format, "table, json, 'table TEMPLATE' or a Go TEMPLATE");
   cmd->add_option("-f,--filter", a->filters, "Filter KEY=VALUE (reference, label, dangling, before, since)")
       ->allow_extra_args(false);
+  cmd->add_option("REPOSITORY", a->repository, "Only images of this REPOSITORY[:TAG] (wildcards allowed)");
   cmd->callback([&g, a] {
-    g.action = [&g, a] { return cmd_images(g, a->quiet, a->no_trunc, a->format, a->filters); };
+    g.action = [&g, a] { return cmd_images(g, a->quiet, a->no_trunc, a->format, a->filters, a->repository); };
   });
 }
 
@@ -291,6 +284,21 @@ void add_tag(CLI::App& parent, Globals& g, std::shared_ptr<ImageArgs> a) {
 }
 
 }  // namespace
+
+Json image_inspect_json(const ImageStore& store, const ImageRecord& image) {
+  auto config = store.config(image);
+  Json layers = Json::array();
+  for (const Digest& d : image.layers) layers.push_back(d.str());
+  return {{"Id", image.id.str()},
+          {"RepoTags", image.tags},
+          {"Digest", image.manifest.str()},
+          {"Created", image.created},
+          {"Architecture", config ? json_string_or(*config, "architecture", "") : ""},
+          {"Os", config ? json_string_or(*config, "os", "") : ""},
+          {"Size", image.size},
+          {"Config", config ? config->value("config", Json::object()) : Json::object()},
+          {"RootFS", {{"Type", "layers"}, {"Layers", layers}}}};
+}
 
 void add_image_commands(CLI::App& app, Globals& g) {
   auto a = std::make_shared<ImageArgs>();
@@ -311,7 +319,8 @@ void add_image_commands(CLI::App& app, Globals& g) {
   add_tag(*image, g, a);
   auto* inspect = image->add_subcommand("inspect", "Show images' configuration as JSON");
   inspect->add_option("IMAGE", a->refs, "Images")->required();
-  inspect->callback([&g, a] { g.action = [&g, a] { return cmd_inspect(g, a->refs); }; });
+  inspect->add_option("-f,--format", a->inspect_format, "Go TEMPLATE for each image");
+  inspect->callback([&g, a] { g.action = [&g, a] { return cmd_inspect(g, a->refs, a->inspect_format); }; });
   auto* mount = image->add_subcommand("mount", "Mount an image's merged layers read-only and print the path");
   mount->add_option("IMAGE", a->ref, "Image")->required();
   mount->callback([&g, a] { g.action = [&g, a] { return cmd_mount(g, a->ref); }; });

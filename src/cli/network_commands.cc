@@ -106,14 +106,7 @@ int cmd_network_inspect(const Globals& g, const NetworkArgs& a) {
     }
     out.push_back(network_json(engine->networks(), engine->containers(), *n));
   }
-  if (a.inspect_format.empty()) {
-    std::cout << out.dump(2) << "\n";
-    return code;
-  }
-  auto text = format_each(std::vector<Json>(out.begin(), out.end()), a.inspect_format);
-  if (!text) return report(text.error());
-  std::cout << *text;
-  return code;
+  return print_inspect(out, a.inspect_format, code);
 }
 
 int cmd_network_rm(const Globals& g, const NetworkArgs& a) {

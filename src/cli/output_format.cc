@@ -96,4 +96,15 @@ Result<std::string> format_each(const std::vector<Json>& objects, const std::str
   return out;
 }
 
+int print_inspect(const Json& objects, const std::string& format, int code) {
+  if (format.empty() || format == "json") {
+    std::cout << objects.dump(4) << "\n";
+    return code;
+  }
+  auto text = format_each(std::vector<Json>(objects.begin(), objects.end()), format);
+  if (!text) return report(text.error());
+  std::cout << *text;
+  return code;
+}
+
 }  // namespace isola::cli

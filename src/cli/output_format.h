@@ -27,5 +27,9 @@ int print_rows(const std::vector<Json>& rows, const std::string& format, const s
 
 // inspect -f: the template once per object, each followed by a newline.
 Result<std::string> format_each(const std::vector<Json>& objects, const std::string& format);
+// Every inspect command's output: the array as JSON (docker's four-space
+// indent), or with `format` the template per object. Returns `code`, or
+// the exit code of a template error.
+int print_inspect(const Json& objects, const std::string& format, int code);
 
 }  // namespace isola::cli

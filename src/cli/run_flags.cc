@@ -12,6 +12,7 @@
 
 #include "common/fs.h"
 #include "engine/engine.h"
+#include "engine/limit_checks.h"
 #include "engine/spec_builder.h"
 
 namespace isola::cli {
@@ -123,39 +124,6 @@ Result<DeviceOption> parse_device(const std::string& text, const RunOptions& o) 
   return d;
 }
 
-// "0-3,6" into the CPUs it names; empty on a malformed list.
-std::set<long> cpu_list(const std::string& text) {
-  std::set<long> out;
-  size_t pos = 0;
-  while (pos <= text.size()) {
-    size_t comma = text.find(',', pos);
-    std::string item = text.substr(pos, comma - pos);
-    size_t dash = item.find('-');
-    auto lo = parse_int(item.substr(0, dash));
-    auto hi = dash == std::string::npos ? lo : parse_int(item.substr(dash + 1));
-    if (!lo || !hi || *lo < 0 || *hi < *lo || *hi > 4096) return {};
-    for (long c = *lo; c <= *hi; ++c) out.insert(c);
-    if (comma == std::string::npos) break;
-    pos = comma + 1;
-  }
-  return out;
-}
-
-Result<void> check_cpuset(const std::string& text) {
-  std::set<long> asked = cpu_list(text);
-  if (asked.empty())
-    return fail(flag_error("--cpuset-cpus", "invalid list " + quoted(text) + "; use CPU numbers and ranges like 0-2,4"));
-  auto online = read_file("/sys/devices/system/cpu/online", 4096);
-  std::string have = online ? *online : "0";
-  while (!have.empty() && have.back() == '\n') have.pop_back();
-  std::set<long> available = cpu_list(have);
-  for (long c : asked)
-    if (!available.empty() && !available.contains(c))
-      return fail(flag_error("--cpuset-cpus", "CPU " + std::to_string(c) + " is not available (this host has " +
-                                                  have + "); choose among those"));
-  return {};
-}
-
 Result<void> finish_memory(const ExtraRunArgs& a, RunOptions& o) {
   if (!a.memory_swap.empty()) {
     if (a.memory_swap == "-1") {
@@ -166,22 +134,16 @@ Result<void> finish_memory(const ExtraRunArgs& a, RunOptions& o) {
                                                              "; give a size like 1g, or -1 for unlimited swap"));
       o.memory_swap = *swap;
     }
-    if (!o.memory)
-      return fail(flag_error("--memory-swap", "limits memory plus swap, so it needs a memory limit; add --memory"));
-    if (*o.memory_swap != -1 && *o.memory_swap < *o.memory)
-      return fail(flag_error("--memory-swap", "is below the --memory limit (it counts memory plus swap); "
-                                              "give at least the memory limit, or -1"));
   }
   if (!a.memory_reservation.empty()) {
     auto r = parse_size(a.memory_reservation);
     if (!r || *r == 0)
       return fail(flag_error("--memory-reservation", "invalid size " + quoted(a.memory_reservation) +
                                                          "; give a size like 256m"));
-    if (o.memory && *r > *o.memory)
-      return fail(flag_error("--memory-reservation", "is above the --memory limit; give at most the memory limit"));
     o.memory_reservation = *r;
   }
-  return {};
+  return check_memory_limits(o.memory.value_or(0), o.memory_swap.value_or(0), o.memory_reservation.value_or(0),
+                             "--memory-reservation");
 }
 
 Result<void> finish_lifecycle(const ExtraRunArgs& a, RunOptions& o) {

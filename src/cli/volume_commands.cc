@@ -140,8 +140,7 @@ int cmd_inspect(const Globals& g, const VolumeArgs& a) {
     if (!rec) code = report(rec.error());
     else out.push_back(volume_json(*store, *rec));
   }
-  std::cout << out.dump(4) << "\n";
-  return code;
+  return print_inspect(out, a.format == "table" ? "" : a.format, code);
 }
 
 int cmd_rm(const Globals& g, const VolumeArgs& a) {
@@ -222,6 +221,7 @@ void add_volume_commands(CLI::App& app, Globals& g) {
 
   auto* inspect = volume->add_subcommand("inspect", "Show volumes as JSON");
   inspect->add_option("VOLUME", a->names, "Volumes")->required();
+  inspect->add_option("-f,--format", a->format, "Go TEMPLATE for each volume");
   inspect->callback([&g, a] { g.action = [&g, a] { return cmd_inspect(g, *a); }; });
 
   auto* rm = volume->add_subcommand("rm", "Remove volumes no container uses");

@@ -45,4 +45,23 @@ Error make_error(std::string op, std::string object, std::string detail) {
 
 Error plain_error(std::string text) { return Error{0, {}, {}, std::move(text)}; }
 
+std::string printable(std::string_view s) {
+  static const char hex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned char c : s) {
+    if (out.size() >= 256) {
+      out += "...";
+      break;
+    }
+    if (c < 0x20 || c == 0x7f || c == '\\') {
+      out += "\\x";
+      out += hex[c >> 4];
+      out += hex[c & 15];
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out;
+}
+
 }  // namespace isola

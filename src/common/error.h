@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <expected>
 #include <string>
+#include <string_view>
 #include <utility>
 
 namespace isola {
@@ -35,6 +36,9 @@ Error sys_error(int err, std::string op, std::string object);
 Error make_error(std::string op, std::string object = {}, std::string detail = {});
 // An error whose message is exactly `text`.
 Error plain_error(std::string text);
+// Untrusted bytes (archive names, a guest's messages) made fit for an error
+// message: control bytes and backslashes as \xNN, cut at 256 bytes.
+std::string printable(std::string_view s);
 
 inline std::unexpected<Error> fail(Error e) { return std::unexpected(std::move(e)); }
 

@@ -267,8 +267,12 @@ Result<void> ContainerStore::rename(const std::string& ref, const std::string& n
   for (const ContainerRecord& r : TRY(list()))
     if (r.name == new_name && r.id != rec.id)
       return fail(make_error("rename container", new_name, "the name is already in use"));
+  // The record is rewritten under its container's lock too, as update
+  // rewrites it (names lock first, then the container's: never the other way).
+  FileLock one = TRY(lock(rec.id));
+  rec = TRY(resolve(rec.id));
   rec.name = new_name;
-  return write_file_atomic(path_join(dir(rec.id), "container.json"), rec.to_json().dump(2) + "\n", 0600);
+  return write_record(rec);
 }
 
 Result<void> ContainerStore::remove_stale() {

@@ -358,8 +358,9 @@ Result<pid_t> Engine::start(const ContainerRecord& rec, bool wait_for_attach, St
     recorded.restart_delay_ms = st.restart_delay_ms;
     TRYV(containers_.write_state(rec.id, recorded));
   }
-  // A monitor that died leaves its cgroup and mount behind; clear them first.
-  if (st.status == "exited" && st.monitor_pid != 0) TRYV(cleanup(rec));
+  // A monitor that died leaves its cgroup and mount behind; clear them
+  // first. A restart clears what the last run's exec'd processes may hold.
+  if ((st.status == "exited" || st.status == "restarting") && st.monitor_pid != 0) TRYV(cleanup(rec));
   // A monitor whose CLI died before attaching waits for that attach forever,
   // with the container's set-up process (or a whole VM): replace it, or
   // there would be two.
@@ -399,6 +400,9 @@ void Engine::stopped_by_user(const ContainerRecord& rec, ContainerState& st) {
     ::kill(st.monitor_pid, SIGTERM);
     wait_gone(st.monitor_pid, st.monitor_start, 10000);
   }
+  // A start under way (a VM's can outlast the wait above) holds the lock:
+  // what it started is what the caller stops.
+  auto lock = containers_.lock(rec.id);
   st = containers_.state(rec.id);
 }
 
@@ -409,7 +413,10 @@ Result<void> Engine::kill(const ContainerRecord& rec, int signal) {
                            "it is restarting (its restart policy); wait until it runs, or stop it with isola stop"));
   if (st.status != "running" && st.status != "paused")
     return fail(make_error("kill container", rec.name, "it is not running"));
-  stopped_by_user(rec, st);
+  // Only a signal that stops it counts as the user stopping it: a SIGHUP
+  // that reloads a configuration keeps the restart policy.
+  auto stop_signal = parse_signal(rec.stop_signal);
+  if (signal == SIGKILL || (stop_signal && signal == *stop_signal)) stopped_by_user(rec, st);
   // A paused container thaws first, so the signal is handled now (a frozen
   // process only gets it once thawed, and a frozen VM's agent cannot
   // deliver it at all).
@@ -456,8 +463,14 @@ Result<void> Engine::stop(const ContainerRecord& rec, int timeout) {
   return {};
 }
 
+// Returns at the end of the run it first sees. With a restart policy the
+// monitor shows "exited", then "restarting" for at least the 100 ms
+// back-off, before the next run: a state read every 20 ms after the
+// container died sees one of them; a new monitor means it was missed.
 Result<int> Engine::wait(const ContainerRecord& rec) {
   int last_code = 0;
+  pid_t monitor = 0;
+  uint64_t monitor_start = 0;
   for (;;) {
     // --rm containers disappear with their state once they have exited.
     if (!path_exists(containers_.dir(rec.id))) return last_code;
@@ -467,9 +480,14 @@ Result<int> Engine::wait(const ContainerRecord& rec) {
       ::usleep(50000);  // a start may be under way
       continue;
     }
+    if (monitor == 0) {
+      monitor = st.monitor_pid;
+      monitor_start = st.monitor_start;
+    } else if (st.monitor_pid != monitor || st.monitor_start != monitor_start) {
+      return last_code;  // the next run, started by the restart policy
+    }
     last_code = st.exit_code;
-    // The monitor records the exit right after the container dies.
-    if (wait_gone(st.pid, st.pid_start, 1000)) wait_gone(st.monitor_pid, st.monitor_start, 1000);
+    if (wait_gone(st.pid, st.pid_start, 1000)) ::usleep(20000);  // the monitor records the exit next
   }
 }
 
@@ -530,8 +548,10 @@ Result<void> Engine::remove(const ContainerRecord& rec, bool force) {
   if (process_matches(st.monitor_pid, st.monitor_start)) ::kill(st.monitor_pid, SIGKILL);
   TRYV(cleanup(rec));
   auto net = load_container_network(containers_, rec.id);
+  // A --rm container's monitor may have removed it (and said so) already.
+  bool ours = path_exists(containers_.dir(rec.id));
   TRYV(containers_.remove(rec.id));
-  record_container_event(containers_.root(), rec, "destroy");
+  if (ours) record_container_event(containers_.root(), rec, "destroy");
   if (net) forget_container_network(containers_, rec.id, *net);
   return {};
 }

@@ -183,16 +183,26 @@ std::vector<Event> EventReader::poll() {
   bool have = ::lstat(path_.c_str(), &st) == 0 && S_ISREG(st.st_mode);
   drain(out);
   if (!have || (fd_ && st.st_ino == ino_ && st.st_dev == dev_)) return out;
-  UniqueFd next(::open(path_.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+  // Rotated: what was read is now the old generation, unless the log
+  // rotated twice since the last look; then the old generation is one not
+  // read yet, and comes first.
+  struct stat older {};
+  if (fd_ && ::lstat((path_ + ".1").c_str(), &older) == 0 && (older.st_ino != ino_ || older.st_dev != dev_))
+    switch_to(path_ + ".1", out);
+  switch_to(path_, out);
+  return out;
+}
+
+void EventReader::switch_to(const std::string& path, std::vector<Event>& out) {
+  UniqueFd next(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
   struct stat opened {};
-  if (!next || ::fstat(next.get(), &opened) != 0) return out;
+  if (!next || ::fstat(next.get(), &opened) != 0) return;
   fd_ = std::move(next);
   ino_ = opened.st_ino;
   dev_ = opened.st_dev;
   pending_.clear();  // a torn last line of the old file
   skipping_ = false;
   drain(out);
-  return out;
 }
 
 void EventReader::drain(std::vector<Event>& out) {

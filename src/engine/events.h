@@ -77,6 +77,8 @@ class EventReader {
  private:
   explicit EventReader(std::string path) : path_(std::move(path)) {}
   void drain(std::vector<Event>& out);
+  // Reads `path` from its start from now on (after a rotation).
+  void switch_to(const std::string& path, std::vector<Event>& out);
   void take_lines(std::vector<Event>& out);
   std::string path_;
   UniqueFd fd_;         // the generation being read; kept open across its rename

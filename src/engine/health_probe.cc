@@ -120,12 +120,18 @@ void sleep_ns(int64_t ns) {
 
 }  // namespace
 
-pid_t start_health_prober(const std::string& store_root, const ContainerRecord& rec) {
+UniqueFd start_health_prober(const std::string& store_root, const ContainerRecord& rec) {
   auto cfg = health_config_of(rec);
-  if (!cfg) return 0;
+  if (!cfg) return {};
   pid_t parent = ::getpid();
   pid_t pid = ::fork();
-  if (pid != 0) return pid > 0 ? pid : 0;
+  if (pid < 0) return {};
+  if (pid > 0) {
+    // Not reaped before this: only this thread waits for children.
+    int fd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+    if (fd < 0) ::kill(pid, SIGKILL);  // unstoppable without one: no probes rather than a stray
+    return UniqueFd(fd);
+  }
   ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
   if (::getppid() != parent) ::_exit(0);
   ::prctl(PR_SET_NAME, "isola-health");
@@ -136,10 +142,14 @@ pid_t start_health_prober(const std::string& store_root, const ContainerRecord& 
   prober_main(store_root, rec, *cfg);
 }
 
-void stop_health_prober(pid_t prober) {
-  if (prober <= 0) return;
-  ::kill(prober, SIGKILL);
-  ::waitpid(prober, nullptr, 0);
+void stop_health_prober(UniqueFd prober) {
+  if (!prober) return;
+  ::syscall(SYS_pidfd_send_signal, prober.get(), SIGKILL, nullptr, 0);
+  constexpr int kPidfdIdType = 3;  // P_PIDFD (Linux 5.4), not in glibc 2.36's headers
+  siginfo_t info;
+  while (::waitid(static_cast<idtype_t>(kPidfdIdType), static_cast<id_t>(prober.get()), &info, WEXITED) < 0 &&
+         errno == EINTR) {
+  }
 }
 
 }  // namespace isola

@@ -85,10 +85,12 @@ void cancel_restart(ContainerStore& store, const std::string& id) {
 }  // namespace
 
 void restart_after_exit(const std::string& store_root, const std::string& id) {
-  auto engine = Engine::open(store_root);
-  if (!engine) return;
-  auto rec = engine->containers().resolve(id);
-  if (!rec) return;  // removed (--rm)
+  // Every monitor passes here on its way out: the store only, and the whole
+  // engine (images, networks) only for a restart.
+  auto store = ContainerStore::open(store_root);
+  if (!store) return;
+  auto rec = store->resolve(id);
+  if (!rec || restart_policy_of(*rec).name == "no") return;  // removed (--rm), or nothing to do
   // Blocked from here: a user's stop during the back-off is read below, and
   // one that comes later stays pending until this process exits (the new
   // monitor starts with an empty mask).
@@ -96,11 +98,12 @@ void restart_after_exit(const std::string& store_root, const std::string& id) {
   sigemptyset(&term);
   sigaddset(&term, SIGTERM);
   ::sigprocmask(SIG_BLOCK, &term, nullptr);
-  auto delay = begin_restart(engine->containers(), *rec);
+  auto delay = begin_restart(*store, *rec);
   if (!delay) return;
   struct timespec wait{static_cast<time_t>(*delay / 1000), static_cast<long>(*delay % 1000 * 1000000)};
-  if (::sigtimedwait(&term, nullptr, &wait) == SIGTERM) {
-    cancel_restart(engine->containers(), id);
+  auto engine = Engine::open(store_root);
+  if (!engine || ::sigtimedwait(&term, nullptr, &wait) == SIGTERM) {
+    cancel_restart(*store, id);
     return;
   }
   if (auto started = engine->start(*rec, false, Engine::StartedBy::restart_policy); !started)

@@ -11,6 +11,7 @@
 #include <set>
 
 #include "engine/engine.h"
+#include "engine/limit_checks.h"
 #include "engine/restart.h"
 #include "monitor/client.h"
 #include "runtime/cgroup.h"
@@ -88,55 +89,6 @@ Resources changes(const Limits& from, const Limits& to, bool v2) {
   return r;
 }
 
-std::string mib(int64_t bytes) {
-  double m = static_cast<double>(bytes) / (1 << 20);
-  char buf[32];
-  std::snprintf(buf, sizeof buf, m == std::floor(m) ? "%.0f MiB" : "%.1f MiB", m);
-  return buf;
-}
-
-// "0-2,4" → {0, 1, 2, 4}; empty when malformed.
-std::set<long> cpu_list(const std::string& text) {
-  std::set<long> out;
-  size_t pos = 0;
-  while (pos <= text.size()) {
-    size_t comma = text.find(',', pos);
-    std::string item = text.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
-    size_t dash = item.find('-');
-    std::string lo_text = item.substr(0, dash), hi_text = dash == std::string::npos ? lo_text : item.substr(dash + 1);
-    auto number = [](const std::string& s) -> long {
-      if (s.empty() || s.size() > 4 || s.find_first_not_of("0123456789") != std::string::npos) return -1;
-      return std::stol(s);
-    };
-    long lo = number(lo_text), hi = number(hi_text);
-    if (lo < 0 || hi < lo) return {};
-    for (long c = lo; c <= hi; ++c) out.insert(c);
-    if (comma == std::string::npos) break;
-    pos = comma + 1;
-  }
-  return out;
-}
-
-std::string online_cpus() {
-  auto text = read_file("/sys/devices/system/cpu/online", 4096);
-  std::string have = text ? *text : "0";
-  while (!have.empty() && (have.back() == '\n' || have.back() == ' ')) have.pop_back();
-  return have;
-}
-
-Result<void> check_cpuset(const std::string& text) {
-  std::set<long> asked = cpu_list(text);
-  if (asked.empty())
-    return fail(make_error("--cpuset-cpus", "", "invalid list \"" + text + "\"; use CPU numbers and ranges like 0-1,3"));
-  std::string have = online_cpus();
-  std::set<long> available = cpu_list(have);
-  for (long c : asked)
-    if (!available.empty() && !available.contains(c))
-      return fail(make_error("--cpuset-cpus", "", "CPU " + std::to_string(c) + " is not available (this host has " +
-                                                      have + "); choose among those"));
-  return {};
-}
-
 // The memory flags over the container's limits; `vm`: the VM it runs in.
 Result<void> update_memory(Limits& l, const UpdateOptions& u, const VmPlan* vm) {
   if (u.memory) {
@@ -152,24 +104,14 @@ Result<void> update_memory(Limits& l, const UpdateOptions& u, const VmPlan* vm) 
                                                  mib(l.memory_swap) + "); update --memory-swap as well"));
     l.memory = *u.memory;
   }
-  if (u.memory_swap) {
-    if (l.memory == 0)
-      return fail(make_error("--memory-swap", "", "limits memory plus swap, so it needs a memory limit; add --memory"));
-    if (*u.memory_swap != -1 && *u.memory_swap < l.memory)
-      return fail(make_error("--memory-swap", "", "is below the memory limit (" + mib(l.memory) +
-                                                      "; it counts memory plus swap); give at least that, or -1"));
-    l.memory_swap = *u.memory_swap;
-  }
+  if (u.memory_swap) l.memory_swap = *u.memory_swap;
   if (u.memory_reservation) {
     if (*u.memory_reservation < 0)
       return fail(make_error("--memory-reservation", "", "must be a size, like 64m"));
     l.reservation = *u.memory_reservation;
   }
-  if (l.memory != 0 && l.reservation > l.memory)
-    return fail(make_error(u.memory_reservation ? "--memory-reservation" : "--memory", "",
-                           "the memory reservation (" + mib(l.reservation) + ") would be above the memory limit (" +
-                               mib(l.memory) + "); give a reservation of at most the limit"));
-  return {};
+  return check_memory_limits(l.memory, u.memory_swap ? l.memory_swap : 0, l.reservation,
+                             u.memory_reservation ? "--memory-reservation" : "--memory");
 }
 
 Result<Limits> updated_limits(Limits l, const UpdateOptions& u, const VmPlan* vm) {
@@ -249,7 +191,7 @@ Result<void> apply_in_guest(const ContainerRecord& rec, const Limits& from, cons
   Json reply = TRY(send(changes(from, to, true)));
   if (json_bool_or(reply, "ok", false)) return {};
   (void)send(changes(to, from, true));
-  std::string what = json_string_or(reply, "message", "the guest agent did not answer");
+  std::string what = printable(json_string_or(reply, "message", "the guest agent did not answer"));
   return fail(refused(what, static_cast<int>(json_int_or(reply, "errno", 0)), rec.name));
 }
 

@@ -63,22 +63,6 @@ std::string join(const Parts& parts, size_t count) {
 }
 std::string join(const Parts& parts) { return join(parts, parts.size()); }
 
-// Archive names are untrusted bytes that end up in error messages.
-std::string printable(std::string_view s) {
-  std::string out;
-  for (unsigned char c : s) {
-    if (out.size() >= 256) {
-      out += "...";
-      break;
-    }
-    if (c < 0x20 || c == 0x7f || c == '\\')
-      out += fmt::format("\\x{:02x}", c);
-    else
-      out += static_cast<char>(c);
-  }
-  return out;
-}
-
 const char* archive_text(archive* a) {
   const char* s = archive_error_string(a);
   return s ? s : "unknown libarchive error";

@@ -430,7 +430,7 @@ void close_inherited_fds(int keep) {
   if (!j) fail_with(j.error());
   // Both levels: the health prober runs beside the started container, and
   // after its exit the restart policy decides whether it starts again.
-  pid_t prober = 0;
+  UniqueFd prober;
   auto on_started = [&] { prober = start_health_prober(req.root, *rec); };
   if (rec->isolation == Isolation::vm) {
     if (!run_vm_monitor(*store, *rec, std::move(*j), req.wait_for_attach, report_fd, on_started)) ::_exit(1);
@@ -444,7 +444,7 @@ void close_inherited_fds(int keep) {
     on_started();
     monitor.run();
   }
-  stop_health_prober(prober);
+  stop_health_prober(std::move(prober));
   restart_after_exit(req.root, rec->id);
   ::_exit(0);
 }

@@ -86,6 +86,18 @@ def test_images_json(isola, tmp_path):
                             ("<none>", "<none>", untagged.id)])
 
 
+def test_images_with_a_repository_operand(isola, tmp_path):
+    app = make_image(["app:v1", "app:v2"], "app")
+    other = make_image(["other:1"], "other")
+    load(isola, tmp_path, app, other)
+    rows = [line.split()[:2] for line in isola("images", "app").stdout.splitlines()[1:]]
+    assert sorted(rows) == [["app", "v1"], ["app", "v2"]]
+    assert isola("images", "-q", "app:v2").stdout.split() == [app.short_id]
+    assert isola("images", "-q", "app", "--filter", "reference=*:v1").stdout.split() == [app.short_id]
+    assert isola("images", "-q", "app", "--filter", "reference=other:*").stdout.split() == []
+    assert isola("images", "-q", "nothing").stdout.split() == []
+
+
 def test_images_empty_store(isola):
     assert isola.images_json() == []
     assert isola("images", "-q").stdout.strip() == ""
@@ -112,6 +124,16 @@ def test_inspect_fields(isola, tmp_path):
     assert info["RootFS"] == {"Type": "layers", "Layers": [l.diff_id for l in app.layers]}
     listed = [e for e in isola.images_json() if e["Id"] == app.id][0]
     assert listed["Size"] == info["Size"]
+
+
+def test_image_inspect_format(isola, tmp_path):
+    app = make_image(["app:v1"], "app", config=CONFIG)
+    load(isola, tmp_path, app)
+    for cmd in (["image", "inspect"], ["inspect"]):
+        res = isola(*cmd, "-f", "{{.Id}} {{join .Config.Entrypoint \",\"}} {{json .RepoTags}}", "app:v1")
+        assert res.stdout == f"{app.id} /bin/app,--serve [\"app:v1\"]\n", res
+    res = isola("image", "inspect", "-f", "{{.Nope}}", "app:v1", check=False)
+    assert res.returncode == 125 and "Nope" in res.stderr, res
 
 
 def test_inspect_reference_forms(isola, tmp_path):

@@ -83,7 +83,7 @@ def test_always_restarts_until_a_user_stops_it(box, isolation):
     # waits long enough to be seen restarting.
     poll("a restart count of 3", lambda: box.inspect(cid)["RestartCount"] >= 3, BOOT if isolation == "vm" else 60)
     st = box.wait_status(cid, "restarting", timeout=BOOT if isolation == "vm" else 60)
-    assert st["Restarting"] and not st["Running"], st
+    assert st["Restarting"] and st["Running"] and st["Pid"] == 0, st  # as docker shows it
     ps = box.ok("ps", "--format", "{{.Status}}")
     assert ps.startswith("Restarting (0) "), ps
     res = box("stop", cid, timeout=BOOT)
@@ -121,6 +121,32 @@ def test_a_crash_of_the_process_restarts_it_with_a_new_pid(box):
     assert box.inspect(cid)["RestartCount"] == 1, st
     res = box.exec(cid, "true")
     assert res.returncode == 0, describe(res)
+
+
+def test_kill_with_a_signal_that_does_not_stop_it_keeps_the_policy(box):
+    # sh ignores nothing here: its trap turns HUP into a line, as a daemon
+    # reloading its configuration would.
+    cid = box.run_d("--restart", "always", IMAGE, "sh", "-c",
+                    "trap 'echo reloaded' HUP; while true; do sleep 0.1; done")
+    box.ok("kill", "-s", "HUP", cid)
+    poll("the HUP handler", lambda: "reloaded" in box.ok("logs", cid), 20)
+    first = box.state(cid)["Pid"]
+    import os
+    import signal
+    os.kill(first, signal.SIGKILL)  # a crash after the reload still restarts it
+    poll("a restart", lambda: (s := box.state(cid))["Status"] == "running" and s["Pid"] != first, 60)
+    assert box.inspect(cid)["RestartCount"] == 1
+
+
+def test_wait_and_an_attached_run_end_with_the_first_run(box):
+    # The container fails after half a second and restarts forever: both
+    # return the first run's exit code, not the restarted container's.
+    res = box.run("--name", "flaky", "--restart", "always", IMAGE, "sh", "-c", "sleep 0.5; exit 3", timeout=60)
+    assert res.returncode == 3, describe(res)
+    poll("a restart", lambda: box.inspect("flaky")["RestartCount"] >= 1, 60)
+    res = box("wait", "flaky", timeout=60)
+    assert res.returncode == 0 and res.stdout == "3\n", describe(res)
+    box.ok("rm", "-f", "flaky")
 
 
 def test_rm_refuses_a_restarting_container_without_force(box):

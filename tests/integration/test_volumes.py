@@ -180,6 +180,10 @@ def test_volume_create_ls_inspect(box):
     assert info["Labels"] == {"team": "db"} and not info["Options"]
     assert info["Mountpoint"].endswith("/volumes/v1/_data") and os.path.isdir(info["Mountpoint"])
     assert re.match(r"\d{4}-\d\d-\d\dT", info["CreatedAt"])
+    assert box.ok("volume", "inspect", "--format", "{{.Name}} {{.Driver}}", "v1", "v2") == "v1 local\nv2 local\n"
+    assert box.ok("volume", "inspect", "-f", "{{.Labels.team}}", "v1") == "db\n"
+    res = box("volume", "inspect", "-f", "{{.Name", "v1")
+    assert res.returncode == 125 and "template" in res.stderr, describe(res)
     table = box.ok("volume", "ls").splitlines()
     assert re.match(r"DRIVER\s+VOLUME NAME$", table[0]) and len(table) == 4, table
     assert box.ok("volume", "ls", "-q", "--filter", "label=team=db").split() == ["v1"]
