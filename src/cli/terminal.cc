@@ -55,6 +55,33 @@ RawTerminal::~RawTerminal() {
   ::tcsetattr(fd_, TCSANOW, &t);
 }
 
+namespace {
+
+// The container's pty already turned each "\n" into "\r\n": the user's
+// terminal must pass its output through as it comes, or every line ends in
+// "\r\r\n". Raw mode (-it) does that; this is for -t alone.
+class VerbatimOutput {
+ public:
+  explicit VerbatimOutput(int fd) : fd_(fd) {
+    if (!::isatty(fd_) || ::tcgetattr(fd_, &saved_) != 0) return;
+    struct termios t = saved_;
+    t.c_oflag &= ~static_cast<tcflag_t>(OPOST);
+    active_ = ::tcsetattr(fd_, TCSADRAIN, &t) == 0;
+  }
+  ~VerbatimOutput() {
+    if (active_) ::tcsetattr(fd_, TCSADRAIN, &saved_);
+  }
+  VerbatimOutput(const VerbatimOutput&) = delete;
+  VerbatimOutput& operator=(const VerbatimOutput&) = delete;
+
+ private:
+  int fd_;
+  bool active_ = false;
+  struct termios saved_ {};
+};
+
+}  // namespace
+
 Result<int> attach_session(const std::string& socket_path, const AttachOptions& opts) {
   SessionOptions so;
   so.op = opts.op;
@@ -70,9 +97,12 @@ Result<int> attach_session(const std::string& socket_path, const AttachOptions& 
   // Raw before the session opens: what is typed from here on reaches the
   // container as typed.
   std::unique_ptr<RawTerminal> raw;
+  std::unique_ptr<VerbatimOutput> verbatim;
   if (opts.tty && opts.stdin) {
     raw = std::make_unique<RawTerminal>(STDIN_FILENO);
     so.first_input = raw->take_pending();
+  } else if (opts.tty) {
+    verbatim = std::make_unique<VerbatimOutput>(opts.out);
   }
   SessionClient session = TRY(SessionClient::open(socket_path, std::move(so)));
   int code = TRY(session.run());

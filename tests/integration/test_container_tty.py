@@ -122,6 +122,18 @@ def test_tty_without_interactive(box):
     assert res.stdout.replace("\r\n", "\n") == "is-a-tty\n", describe(res)
 
 
+def test_tty_without_interactive_at_a_terminal_translates_once(box, pty_session):
+    """-t alone at a terminal: the container's pty makes each line end in
+    \r\n, and the user's terminal passes that through (no \r\r\n); its
+    settings are as they were afterwards."""
+    s = pty_session(box.cmd("run", "-t", "--rm", IMAGE, "sh", "-c", "echo one; echo two"))
+    assert s.wait() == 0, s.text()
+    assert "one\r\ntwo\r\n" in s.text(), repr(s.text())
+    assert "\r\r\n" not in s.text(), repr(s.text())
+    import termios
+    assert termios.tcgetattr(s.master)[1] & termios.OPOST, "the terminal's output processing was not restored"
+
+
 def test_detached_tty_container_logs(box):
     cid = box.run_d("-t", IMAGE, "sh", "-c", "test -t 1 && echo tty-logged")
     assert box.ok("wait", cid).strip() == "0"
