@@ -67,9 +67,13 @@ Json ps_row(ContainerStore& cs, const ContainerRecord& r, const ContainerState& 
   for (const Endpoint& e : net.endpoints) networks += (networks.empty() ? "" : ",") + e.network;
   if (networks.empty()) networks = net.mode;
   for (const auto& [k, v] : r.labels) labels += (labels.empty() ? "" : ",") + k + "=" + v;
-  if (auto vols = r.options.find("Volumes"); vols != r.options.end() && vols->is_array())
-    for (const Json& v : *vols)
-      if (v.is_string()) mounts += (mounts.empty() ? "" : ",") + v.get<std::string>().substr(0, v.get<std::string>().find(':'));
+  // As docker's MOUNTS: a volume by its name, a bind mount by its host path.
+  if (auto list = r.options.find("Mounts"); list != r.options.end() && list->is_array())
+    for (const Json& m : *list) {
+      if (!m.is_object() || json_string_or(m, "Type") == "tmpfs") continue;
+      std::string name = json_string_or(m, "Type") == "volume" ? json_string_or(m, "Name") : json_string_or(m, "Source");
+      mounts += (mounts.empty() ? "" : ",") + name;
+    }
   for (const std::string& arg : r.command) command += (command.empty() ? "" : " ") + arg;
   return {{"ID", no_trunc ? r.id : r.id.substr(0, 12)}, {"Image", r.image},
           {"Command", no_trunc ? "\"" + command + "\"" : quoted_command(r.command)},

@@ -113,6 +113,9 @@ def test_mount_of_each_type(box, tmp_path):
     res = box.run("--rm", "--mount", "type=volume,source=mv,target=/v,ro", IMAGE, "sh", "-c",
                   "cat /v/f; touch /v/g")
     assert res.stdout == "v\n" and res.returncode != 0 and "Read-only" in res.stderr, describe(res)
+    # ps names them as docker does: a volume by its name, a bind mount by its host path.
+    box.create("--name", "listed", "-v", f"{host}:/h", "-v", "mv:/v", "--tmpfs", "/t", IMAGE, "true")
+    assert box.ok("ps", "-a", "--filter", "name=listed", "--format", "{{.Mounts}}") == f"{host},mv\n"
 
 
 def test_volumes_from(box):
