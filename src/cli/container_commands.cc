@@ -18,6 +18,7 @@
 #include "cli/output_format.h"
 #include "cli/table.h"
 #include "engine/engine.h"
+#include "engine/events.h"
 #include "engine/health.h"
 #include "engine/networking.h"
 #include "engine/volumes.h"
@@ -472,7 +473,12 @@ void add_container_verbs(CLI::App& app, Globals& g) {
     g.action = [&g, a] {
       auto engine = Engine::open(g.root);
       if (!engine) return report(engine.error());
-      if (auto r = engine->containers().rename(a->ref, a->name); !r) return report(r.error());
+      auto before = engine->containers().resolve(a->ref);
+      if (!before) return report(before.error());
+      if (auto r = engine->containers().rename(before->id, a->name); !r) return report(r.error());
+      ContainerRecord renamed = *before;
+      renamed.name = a->name;
+      record_container_event(g.root, renamed, "rename", {{"oldName", "/" + before->name}});
       return 0;
     };
   });

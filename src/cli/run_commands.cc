@@ -21,7 +21,9 @@
 #include "common/log.h"
 #include "cli/terminal.h"
 #include "common/unix_socket.h"
+#include "common/fs.h"
 #include "engine/engine.h"
+#include "engine/events.h"
 #include "engine/spec_builder.h"
 #include "engine/volumes.h"
 
@@ -88,7 +90,11 @@ Result<RunOptions> finish_options(RunArgs& a) {
 Result<void> write_cid(Engine& engine, const RunOptions& o, const ContainerRecord& rec) {
   if (o.cidfile.empty()) return {};
   auto written = write_cidfile(o.cidfile, rec.id);
-  if (!written) (void)engine.remove(rec, true);
+  if (!written) {
+    // Nothing of the container stays: its anonymous volumes go with it.
+    (void)engine.remove(rec, true);
+    remove_anonymous_volumes(engine.containers().root(), rec);
+  }
   return written;
 }
 
@@ -178,6 +184,7 @@ int cmd_run(const Globals& g, RunArgs& a) {
     std::cout << rec->id << "\n";
     return 0;
   }
+  record_container_event(g.root, *rec, "attach");  // before start, as docker orders them
   auto pid = engine->start(*rec, true);
   if (!pid) {
     int code = pid.error().exit_code ? pid.error().exit_code : kExitEngine;
@@ -224,6 +231,7 @@ int cmd_start(const Globals& g, const std::vector<std::string>& refs, bool attac
       code = report(rec.error());
       continue;
     }
+    if (attach) record_container_event(g.root, *rec, "attach");
     auto pid = engine->start(*rec, attach);
     if (!pid) {
       code = pid.error().exit_code ? pid.error().exit_code : kExitEngine;
@@ -250,6 +258,7 @@ int cmd_attach(const Globals& g, const std::string& ref, bool no_stdin) {
   ContainerState st = engine->containers().state(rec->id);
   if (st.status != "running" && st.status != "paused")
     return report(make_error("attach", ref, "the container is not running"));
+  record_container_event(g.root, *rec, "attach");
   auto code = attach_session(ContainerStore::socket_path(rec->id), {rec->interactive && !no_stdin, rec->tty});
   if (!code) return report(code.error());
   return *code == kDetached ? 0 : *code;
@@ -346,6 +355,8 @@ int exec_in_vm(Engine& engine, const ContainerRecord& rec, const RuntimeSpec& sp
   return *code == kDetached ? 0 : *code;
 }
 
+int exec_and_wait(Engine& engine, const ContainerRecord& rec, ExecArgs& a);
+
 int cmd_exec(const Globals& g, ExecArgs& a) {
   if (a.positional.size() < 2) return report(make_error("exec", "", "usage: isola exec CONTAINER COMMAND [ARG...]"));
   auto engine = Engine::open(g.root);
@@ -356,13 +367,26 @@ int cmd_exec(const Globals& g, ExecArgs& a) {
   if (st.status == "paused")
     return report(make_error("exec", a.positional[0], "the container is paused; unpause it first"));
   if (st.status != "running") return report(make_error("exec", a.positional[0], "the container is not running"));
-  auto text = read_file(engine->containers().spec_path(rec->id));
+  // docker's exec events, for both levels (health probes are execs too, as
+  // in docker); a detached exec's end is not seen, so it has no exec_die.
+  std::string exec_id = random_hex(64), command_line;
+  for (size_t i = 1; i < a.positional.size(); ++i) command_line += (i > 1 ? " " : "") + a.positional[i];
+  record_container_event(g.root, *rec, "exec_create: " + command_line, {{"execID", exec_id}});
+  record_container_event(g.root, *rec, "exec_start: " + command_line, {{"execID", exec_id}});
+  int code = exec_and_wait(*engine, *rec, a);
+  if (!a.detach) record_container_event(g.root, *rec, "exec_die", {{"execID", exec_id}, {"exitCode", std::to_string(code)}});
+  return code;
+}
+
+// The exec itself, once the container is known to run; its exit code.
+int exec_and_wait(Engine& engine, const ContainerRecord& rec, ExecArgs& a) {
+  auto text = read_file(engine.containers().spec_path(rec.id));
   if (!text) return report(text.error());
   auto j = parse_json(*text, "config.json");
   if (!j) return report(j.error());
   auto spec = RuntimeSpec::from_json(*j);
   if (!spec) return report(spec.error());
-  if (rec->isolation == Isolation::vm) return exec_in_vm(*engine, *rec, *spec, a);
+  if (rec.isolation == Isolation::vm) return exec_in_vm(engine, rec, *spec, a);
 
   ProcessSpec proc = spec->process;
   proc.args.assign(a.positional.begin() + 1, a.positional.end());
@@ -374,7 +398,7 @@ int cmd_exec(const Globals& g, ExecArgs& a) {
   }
   if (!a.workdir.empty()) proc.cwd = a.workdir;
   if (!a.user.empty()) {
-    auto user = resolve_user(engine->containers().rootfs_dir(rec->id), a.user);
+    auto user = resolve_user(engine.containers().rootfs_dir(rec.id), a.user);
     if (!user) return report(user.error());
     proc.uid = user->uid;
     proc.gid = user->gid;
@@ -395,7 +419,7 @@ int cmd_exec(const Globals& g, ExecArgs& a) {
     stdio.out = STDOUT_FILENO;
     stdio.err = STDERR_FILENO;
   }
-  auto pid = engine->exec_process(*rec, *spec, proc, stdio);
+  auto pid = engine.exec_process(rec, *spec, proc, stdio);
   if (!pid) {
     int code = pid.error().op == "exec" ? (pid.error().err == ENOENT ? 127 : 126) : kExitEngine;
     report(pid.error());

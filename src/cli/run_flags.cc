@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstring>
 #include <set>
 
 #include "common/fs.h"
@@ -245,9 +246,12 @@ Result<void> check_cidfile(const std::string& path) {
 }
 
 Result<void> write_cidfile(const std::string& path, const std::string& id) {
-  UniqueFd fd = TRY(open_path(path, O_WRONLY | O_CREAT | O_EXCL, 0644));
-  if (::write(fd.get(), id.data(), id.size()) != static_cast<ssize_t>(id.size()))
-    return fail(sys_error("write", path));
+  auto fd = open_path(path, O_WRONLY | O_CREAT | O_EXCL, 0644);
+  if (!fd)
+    return fail(flag_error("--cidfile", "cannot create " + quoted(path) + ": " + std::strerror(fd.error().err) +
+                                            "; give a file in an existing directory"));
+  if (::write(fd->get(), id.data(), id.size()) != static_cast<ssize_t>(id.size()))
+    return fail(sys_error("write", path).context("--cidfile"));
   return {};
 }
 

@@ -42,14 +42,34 @@ def test_a_containers_life_in_order(box, isolation):
     cid = box.inspect("web")["Id"]
     box.ok("rm", "web")
     events = of(past(box, t0), cid)
-    assert [e["Action"] for e in events] == ["create", "start", "die", "destroy"], events
+    assert [e["Action"] for e in events] == ["create", "attach", "start", "die", "destroy"], events
     for e in events:
         assert e["Type"] == "container" and e["status"] == e["Action"] and e["id"] == cid, e
         assert e["from"] == IMAGE and e["scope"] == "local", e
         attrs = e["Actor"]["Attributes"]
         assert (attrs["image"], attrs["name"], attrs["tier"]) == (IMAGE, "web", "front"), e
         assert t0 <= e["timeNano"] / 1e9 <= time.time() and e["time"] == e["timeNano"] // 10**9, e
-    assert events[2]["Actor"]["Attributes"]["exitCode"] == "3", events[2]
+    assert events[3]["Actor"]["Attributes"]["exitCode"] == "3", events[3]
+
+
+def test_rename_and_exec_events(box):
+    t0 = time.time()
+    cid = box.run_d("--name", "old", IMAGE, "sleep", "300")
+    box.ok("rename", "old", "new")
+    res = box.exec(cid, "sh", "-c", "exit 4")
+    assert res.returncode == 4, describe(res)
+    box.rm_f(cid)
+    events = of(past(box, t0), cid)
+    actions = [e["Action"] for e in events]
+    assert actions[:6] == ["create", "start", "rename", "exec_create: sh -c exit 4", "exec_start: sh -c exit 4",
+                           "exec_die"], actions
+    rename = events[2]["Actor"]["Attributes"]
+    assert (rename["name"], rename["oldName"]) == ("new", "/old"), rename
+    exec_ids = {e["Actor"]["Attributes"]["execID"] for e in events[3:6]}
+    assert len(exec_ids) == 1 and len(exec_ids.pop()) == 64, events[3:6]
+    assert events[5]["Actor"]["Attributes"]["exitCode"] == "4", events[5]
+    dies = past(box, t0, "--filter", "event=exec_die")
+    assert [e["Actor"]["Attributes"]["exitCode"] for e in dies] == ["4"], dies
 
 
 def test_kill_stop_pause_and_rm_on_a_running_container(box):
@@ -133,8 +153,8 @@ def test_following_live_events_and_interrupt(box):
                              for fd in os.listdir(f"/proc/{proc.pid}/fd")), what="events to open the log")
         box.ok("tag", IMAGE, "after:1")
         assert box.run("--rm", "--name", "live", IMAGE, "true").returncode == 0
-        got = read_lines(proc, 5, 30)
-        assert got == ["image tag after:1", "container create live", "container start live",
+        got = read_lines(proc, 6, 30)
+        assert got == ["image tag after:1", "container create live", "container attach live", "container start live",
                        "container die live", "container destroy live"], got
     finally:
         proc.terminate()

@@ -135,6 +135,11 @@ def test_cidfile(box, tmp_path):
     assert res.returncode == 125 and res.stderr.startswith("isola: --cidfile: "), describe(res)
     assert "already exists" in res.stderr
     assert box.ids() == [cid]
+    # A cidfile that cannot be written once the container is made: the
+    # container and its anonymous volume go, the named one stays (as after rm -v).
+    res = box("create", "--cidfile", tmp_path / "no-such-dir" / "cid", "-v", "/data", "-v", "kept:/kept", IMAGE, "true")
+    assert res.returncode == 125 and "--cidfile" in res.stderr, describe(res)
+    assert box.ids() == [cid] and box.ok("volume", "ls", "-q").split() == ["kept"]
     res = box.run("--rm", "--cidfile", tmp_path / "run-cid", IMAGE, "true")
     assert res.returncode == 0, describe(res)
     assert re.fullmatch(r"[0-9a-f]{64}", (tmp_path / "run-cid").read_text())
