@@ -238,9 +238,6 @@ Result<ContainerRecord> Engine::create(const RunOptions& opts) {
       return fail(make_error("create container", "--userns=auto",
                              "VM isolation already separates the container from the host kernel; drop --userns"));
     if (opts.init) return fail(make_error("create container", "--init", "not supported with --isolation=vm yet"));
-    if (std::count_if(opts.volumes.begin(), opts.volumes.end(),
-                      [](const VolumeOption& v) { return v.kind != MountKind::tmpfs; }) > 8)
-      return fail(make_error("create container", "-v", "at most 8 volumes with --isolation=vm"));
   }
   if (opts.userns == "auto" && opts.network.starts_with("container:"))
     return fail(make_error("create container", "--network " + opts.network,

@@ -100,6 +100,16 @@ Result<VmPlan> plan_vm(RuntimeSpec& spec, const std::string& etc_dir) {
   for (const VmShare& s : plan.shares)
     if (s.host_path.find(',') != std::string::npos)
       return fail(make_error("share with the VM", s.host_path, "paths with ',' cannot be shared"));
+  // QEMU's microvm has 24 virtio-mmio slots: one is the agent's serial
+  // device, one the network card, and each share takes one.
+  constexpr size_t kMaxShares = 24 - 2;
+  if (plan.shares.size() > kMaxShares) {
+    size_t fixed = plan.shares.size() - static_cast<size_t>(volumes);
+    return fail(make_error("share with the VM", std::to_string(volumes) + " volumes",
+                           "a VM container can have at most " + std::to_string(kMaxShares - fixed) +
+                               " volumes and bind-mounted directories (the VM has 24 device slots); mount fewer, "
+                               "or several below one directory"));
+  }
   plan.memory_mb = vm_memory_mb(spec.linux.resources.memory_limit.value_or(0));
   if (spec.linux.resources.cpu_quota && spec.linux.resources.cpu_period && *spec.linux.resources.cpu_period > 0) {
     double cpus = static_cast<double>(*spec.linux.resources.cpu_quota) /

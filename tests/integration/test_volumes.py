@@ -118,6 +118,18 @@ def test_mount_of_each_type(box, tmp_path):
     assert box.ok("ps", "-a", "--filter", "name=listed", "--format", "{{.Mounts}}") == f"{host},mv\n"
 
 
+def test_a_vm_takes_as_many_volumes_as_it_has_device_slots(box):
+    # A VM has 24 device slots: the agent's, the network card's, the root's
+    # and /etc's leave 20 for volumes and bind-mounted directories.
+    twenty = [arg for i in range(20) for arg in ("-v", f"/a{i}")]
+    res = box.run("--rm", VM, *twenty, IMAGE, "sh", "-c", "ls -d /a* | wc -l", timeout=BOOT)
+    assert res.returncode == 0 and res.stdout.strip() == "20", describe(res)
+    assert volumes(box) == []
+    res = box.run("--rm", VM, *twenty, "-v", "/one-more", IMAGE, "true", timeout=BOOT)
+    assert res.returncode == 125 and "at most 20 volumes and bind-mounted directories" in res.stderr, describe(res)
+    assert volumes(box) == [] and box.ids() == []  # nothing of the refused container stays
+
+
 def test_volumes_from(box):
     box.create("--name", "src", "-v", "shared:/s", "-v", "/anon", IMAGE, "true")
     box.run("--rm", "--volumes-from", "src", IMAGE, "sh", "-c", "echo 1 > /s/f; echo 2 > /anon/f")
