@@ -355,29 +355,6 @@ int exec_in_vm(Engine& engine, const ContainerRecord& rec, const RuntimeSpec& sp
   return *code == kDetached ? 0 : *code;
 }
 
-int exec_and_wait(Engine& engine, const ContainerRecord& rec, ExecArgs& a);
-
-int cmd_exec(const Globals& g, ExecArgs& a) {
-  if (a.positional.size() < 2) return report(make_error("exec", "", "usage: isola exec CONTAINER COMMAND [ARG...]"));
-  auto engine = Engine::open(g.root);
-  if (!engine) return report(engine.error());
-  auto rec = engine->containers().resolve(a.positional[0]);
-  if (!rec) return report(rec.error());
-  ContainerState st = engine->containers().state(rec->id);
-  if (st.status == "paused")
-    return report(make_error("exec", a.positional[0], "the container is paused; unpause it first"));
-  if (st.status != "running") return report(make_error("exec", a.positional[0], "the container is not running"));
-  // docker's exec events, for both levels (health probes are execs too, as
-  // in docker); a detached exec's end is not seen, so it has no exec_die.
-  std::string exec_id = random_hex(64), command_line;
-  for (size_t i = 1; i < a.positional.size(); ++i) command_line += (i > 1 ? " " : "") + a.positional[i];
-  record_container_event(g.root, *rec, "exec_create: " + command_line, {{"execID", exec_id}});
-  record_container_event(g.root, *rec, "exec_start: " + command_line, {{"execID", exec_id}});
-  int code = exec_and_wait(*engine, *rec, a);
-  if (!a.detach) record_container_event(g.root, *rec, "exec_die", {{"execID", exec_id}, {"exitCode", std::to_string(code)}});
-  return code;
-}
-
 // The exec itself, once the container is known to run; its exit code.
 int exec_and_wait(Engine& engine, const ContainerRecord& rec, ExecArgs& a) {
   auto text = read_file(engine.containers().spec_path(rec.id));
@@ -443,6 +420,28 @@ int exec_and_wait(Engine& engine, const ContainerRecord& rec, ExecArgs& a) {
   }
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
+
+int cmd_exec(const Globals& g, ExecArgs& a) {
+  if (a.positional.size() < 2) return report(make_error("exec", "", "usage: isola exec CONTAINER COMMAND [ARG...]"));
+  auto engine = Engine::open(g.root);
+  if (!engine) return report(engine.error());
+  auto rec = engine->containers().resolve(a.positional[0]);
+  if (!rec) return report(rec.error());
+  ContainerState st = engine->containers().state(rec->id);
+  if (st.status == "paused")
+    return report(make_error("exec", a.positional[0], "the container is paused; unpause it first"));
+  if (st.status != "running") return report(make_error("exec", a.positional[0], "the container is not running"));
+  // docker's exec events, for both levels (health probes are execs too, as
+  // in docker); a detached exec's end is not seen, so it has no exec_die.
+  std::string exec_id = random_hex(64), command_line;
+  for (size_t i = 1; i < a.positional.size(); ++i) command_line += (i > 1 ? " " : "") + a.positional[i];
+  record_container_event(g.root, *rec, "exec_create: " + command_line, {{"execID", exec_id}});
+  record_container_event(g.root, *rec, "exec_start: " + command_line, {{"execID", exec_id}});
+  int code = exec_and_wait(*engine, *rec, a);
+  if (!a.detach) record_container_event(g.root, *rec, "exec_die", {{"execID", exec_id}, {"exitCode", std::to_string(code)}});
+  return code;
+}
+
 
 }  // namespace
 
