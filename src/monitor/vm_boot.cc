@@ -89,6 +89,9 @@ Result<void> VmMonitor::prepare() {
     config.network = nic_;
     config.tap_fd = kWorkerTapFd;
     if (!net_.ports.empty()) TRYV(publish_ports(rec_.id, net_));
+  } else if (std::string netns = json_string_or(rec_.options, "NetnsPath"); !netns.empty()) {
+    TRYV(take_over_network(netns, tap));
+    if (nic_) config.network = nic_, config.tap_fd = kWorkerTapFd;
   }
 
   listen_ = TRY(listen_socket(ContainerStore::socket_path(rec_.id)));
@@ -128,6 +131,31 @@ Result<void> VmMonitor::prepare() {
   state_.boot_phases = boot_.phases;
   if (!wait_for_attach_) TRYV(create_container());
   return store_.write_state(rec_.id, state_);
+}
+
+// A namespace joined by path (isola-runtime's, a pod's) lends the guest
+// its interface; the record lets whichever cleanup comes first give it
+// back (net/netns_takeover.h).
+Result<void> VmMonitor::take_over_network(const std::string& netns, UniqueFd& tap) {
+  std::optional<NetnsTakeover> t = TRY(take_over_netns(netns, tap));
+  if (!t) return {};
+  takeover_record_ = json_string_or(rec_.options, "NetnsRecord");
+  if (!takeover_record_.empty())
+    if (auto r = record_takeover(takeover_record_, *t); !r) {
+      (void)give_back_netns(*t);
+      return fail(r.error());
+    }
+  nic_ = VmNetwork{kTakeoverTap, t->mac, t->guest_address(), t->gateway->str()};
+  takeover_ = std::move(t);
+  return check_vm_network(*nic_);
+}
+
+void VmMonitor::give_back_network() {
+  if (!takeover_record_.empty())
+    give_back_recorded(takeover_record_);
+  else if (auto r = give_back_netns(*takeover_); !r)
+    log_debug("network namespace: {}", r.error().message());
+  takeover_.reset();
 }
 
 // Why this container boots cold whatever templates there are ("" if it

@@ -194,6 +194,7 @@ void VmMonitor::finish(int exit_code, bool oom, const std::string& error) {
   (void)store_.unmount_rootfs(rec_.id);
   if (!net_.ports.empty()) (void)unpublish_ports(rec_.id);
   unplug_endpoints(rec_.id, net_);
+  if (takeover_) give_back_network();
   ::unlink(ContainerStore::socket_path(rec_.id).c_str());
   ::unlink(ContainerStore::agent_socket_path(rec_.id).c_str());
   record_container_exit(store_.root(), rec_, state_);

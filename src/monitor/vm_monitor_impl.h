@@ -15,6 +15,7 @@
 #include "common/json.h"
 #include "engine/container_store.h"
 #include "engine/networking.h"
+#include "net/netns_takeover.h"
 #include "monitor/session.h"
 #include "vm/agent_protocol.h"
 #include "vm/qemu.h"
@@ -58,6 +59,8 @@ class VmMonitor {
   };
   std::string cold_reason() const;
   Result<AgentFrame> boot(VmConfig& config, const UniqueFd& tap);
+  Result<void> take_over_network(const std::string& netns, UniqueFd& tap);
+  void give_back_network();
   Result<AgentFrame> boot_cold(VmConfig config, const UniqueFd& tap, TemplateMaker* maker);
   Result<AgentFrame> boot_clone(VmConfig config, const UniqueFd& tap, const TemplateInfo& t);
   Result<void> start_worker(const VmConfig& config, const UniqueFd& tap, int memory_fd);
@@ -91,6 +94,8 @@ class VmMonitor {
   ContainerState state_;
   ContainerNetwork net_;
   std::optional<VmNetwork> nic_;  // the guest's NIC, from the container's first network
+  std::optional<NetnsTakeover> takeover_;  // or from a network namespace it joined
+  std::string takeover_record_;
   Boot boot_;
   VmConfig worker_config_;  // what stop_worker needs of the worker's set-up
   bool agent_reported_exit_ = false;

@@ -80,6 +80,13 @@ bool mac_bytes(const std::string& text, unsigned char out[6]) {
   return true;
 }
 
+std::string mac_text(const unsigned char bytes[6]) {
+  char text[18];
+  std::snprintf(text, sizeof text, "%02x:%02x:%02x:%02x:%02x:%02x", bytes[0], bytes[1], bytes[2], bytes[3], bytes[4],
+                bytes[5]);
+  return text;
+}
+
 Result<Rtnl> Rtnl::open() {
   int fd = ::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
   if (fd < 0) return fail(sys_error("open a netlink socket", "NETLINK_ROUTE"));
@@ -108,6 +115,12 @@ Result<void> Rtnl::request(void* msg, size_t len, const std::string& what, const
     int left = static_cast<int>(n);
     for (auto* r = reinterpret_cast<nlmsghdr*>(buf); NLMSG_OK(r, left); r = NLMSG_NEXT(r, left)) {
       if (r->nlmsg_seq != seq_) continue;
+      // A dump ends with DONE (its payload: an error number), not an ack.
+      if (r->nlmsg_type == NLMSG_DONE) {
+        int err = r->nlmsg_len >= NLMSG_LENGTH(sizeof(int)) ? -*static_cast<int*>(NLMSG_DATA(r)) : 0;
+        if (err != 0) return fail(sys_error(err, "netlink", what));
+        return {};
+      }
       if (r->nlmsg_type != NLMSG_ERROR) {
         if (on_reply) on_reply(r);
         continue;
@@ -211,6 +224,18 @@ Result<void> Rtnl::set_mac(const std::string& name, const std::string& mac) {
   return request(m.hdr(), m.size(), "set the MAC address of " + name);
 }
 
+Result<void> Rtnl::set_alias(const std::string& name, const std::string& alias) {
+  if (alias.size() >= 256) return fail(make_error("set alias", name, "longer than 255 bytes"));
+  int index = TRY(require_index(name));
+  Message m(RTM_NEWLINK, 0);
+  auto* ifi = m.fixed<ifinfomsg>();
+  ifi->ifi_family = AF_UNSPEC;
+  ifi->ifi_index = index;
+  m.attr(IFLA_IFALIAS, alias);
+  if (m.overflowed()) return fail(make_error("set alias", name, "request too large"));
+  return request(m.hdr(), m.size(), "set the alias of " + name);
+}
+
 Result<void> Rtnl::delete_link(const std::string& name) {
   int index = TRY(link_index(name));
   if (index == 0) return {};
@@ -252,6 +277,95 @@ Result<void> Rtnl::add_default_route(Ipv4 gateway) {
   uint32_t g = htonl(gateway.value);
   m.attr(RTA_GATEWAY, &g, sizeof g);
   return request(m.hdr(), m.size(), "add the default route via " + gateway.str());
+}
+
+Result<void> Rtnl::delete_address(const std::string& name, Ipv4 address, unsigned prefix) {
+  int index = TRY(require_index(name));
+  Message m(RTM_DELADDR, 0);
+  auto* ifa = m.fixed<ifaddrmsg>();
+  ifa->ifa_family = AF_INET;
+  ifa->ifa_prefixlen = static_cast<unsigned char>(prefix);
+  ifa->ifa_index = static_cast<unsigned>(index);
+  uint32_t a = htonl(address.value);
+  m.attr(IFA_LOCAL, &a, sizeof a);
+  return request(m.hdr(), m.size(), "remove address " + address.str() + " from " + name);
+}
+
+namespace {
+
+// The attributes of a reply after its fixed part of `fixed` bytes.
+template <class Fn>
+void each_attribute(const nlmsghdr* reply, size_t fixed, Fn&& fn) {
+  if (reply->nlmsg_len < NLMSG_LENGTH(fixed)) return;
+  int len = static_cast<int>(reply->nlmsg_len - NLMSG_LENGTH(fixed));
+  auto* a = reinterpret_cast<const rtattr*>(static_cast<const char*>(NLMSG_DATA(reply)) + NLMSG_ALIGN(fixed));
+  for (; RTA_OK(a, len); a = RTA_NEXT(a, len)) fn(a, RTA_PAYLOAD(a));
+}
+
+uint32_t attr_u32(const rtattr* a, size_t len) {
+  uint32_t v = 0;
+  if (len >= sizeof v) std::memcpy(&v, RTA_DATA(a), sizeof v);
+  return v;
+}
+
+}  // namespace
+
+Result<std::vector<LinkEntry>> Rtnl::links() {
+  Message m(RTM_GETLINK, NLM_F_DUMP);
+  m.fixed<ifinfomsg>()->ifi_family = AF_UNSPEC;
+  std::vector<LinkEntry> out;
+  TRYV(request(m.hdr(), m.size(), "list links", [&](const nlmsghdr* reply) {
+    if (reply->nlmsg_type != RTM_NEWLINK || reply->nlmsg_len < NLMSG_LENGTH(sizeof(ifinfomsg))) return;
+    const auto* ifi = static_cast<const ifinfomsg*>(NLMSG_DATA(reply));
+    LinkEntry e;
+    e.index = ifi->ifi_index;
+    e.loopback = (ifi->ifi_flags & IFF_LOOPBACK) != 0;
+    each_attribute(reply, sizeof(ifinfomsg), [&](const rtattr* a, size_t len) {
+      const char* data = static_cast<const char*>(RTA_DATA(a));
+      if (a->rta_type == IFLA_IFNAME) e.name.assign(data, strnlen(data, len));
+      if (a->rta_type == IFLA_ADDRESS && len == 6) e.mac = mac_text(reinterpret_cast<const unsigned char*>(data));
+      if (a->rta_type == IFLA_MASTER) e.master = static_cast<int>(attr_u32(a, len));
+      if (a->rta_type == IFLA_IFALIAS) e.alias.assign(data, strnlen(data, len));
+    });
+    out.push_back(std::move(e));
+  }));
+  return out;
+}
+
+Result<std::vector<AddressEntry>> Rtnl::ipv4_addresses() {
+  Message m(RTM_GETADDR, NLM_F_DUMP);
+  m.fixed<ifaddrmsg>()->ifa_family = AF_INET;
+  std::vector<AddressEntry> out;
+  TRYV(request(m.hdr(), m.size(), "list addresses", [&](const nlmsghdr* reply) {
+    if (reply->nlmsg_type != RTM_NEWADDR || reply->nlmsg_len < NLMSG_LENGTH(sizeof(ifaddrmsg))) return;
+    const auto* ifa = static_cast<const ifaddrmsg*>(NLMSG_DATA(reply));
+    if (ifa->ifa_family != AF_INET) return;
+    AddressEntry e{static_cast<int>(ifa->ifa_index), {}, ifa->ifa_prefixlen};
+    bool local = false;
+    each_attribute(reply, sizeof(ifaddrmsg), [&](const rtattr* a, size_t len) {
+      if ((a->rta_type == IFA_LOCAL || (a->rta_type == IFA_ADDRESS && !local)) && len == 4) {
+        e.address.value = ntohl(attr_u32(a, len));
+        local = local || a->rta_type == IFA_LOCAL;
+      }
+    });
+    out.push_back(e);
+  }));
+  return out;
+}
+
+Result<std::optional<Ipv4>> Rtnl::default_gateway() {
+  Message m(RTM_GETROUTE, NLM_F_DUMP);
+  m.fixed<rtmsg>()->rtm_family = AF_INET;
+  std::optional<Ipv4> gateway;
+  TRYV(request(m.hdr(), m.size(), "list routes", [&](const nlmsghdr* reply) {
+    if (reply->nlmsg_type != RTM_NEWROUTE || reply->nlmsg_len < NLMSG_LENGTH(sizeof(rtmsg))) return;
+    const auto* rt = static_cast<const rtmsg*>(NLMSG_DATA(reply));
+    if (rt->rtm_family != AF_INET || rt->rtm_dst_len != 0 || rt->rtm_table != RT_TABLE_MAIN) return;
+    each_attribute(reply, sizeof(rtmsg), [&](const rtattr* a, size_t len) {
+      if (a->rta_type == RTA_GATEWAY && len == 4 && !gateway) gateway = Ipv4{ntohl(attr_u32(a, len))};
+    });
+  }));
+  return gateway;
 }
 
 }  // namespace isola

@@ -2,6 +2,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/mount.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -15,6 +16,7 @@
 #include "ociruntime/bundle.h"
 #include "ociruntime/hooks.h"
 #include "ociruntime/runtime.h"
+#include "net/netns_takeover.h"
 #include "ociruntime/vm_keeper.h"
 #include "runtime/cgroup.h"
 #include "runtime/container.h"
@@ -48,6 +50,8 @@ Result<void> release(const StateRoot& root, const ContainerInfo& info) {
   if (!info.cgroup_path.empty())
     if (auto cg = Cgroup::open(info.cgroup_path)) TRYV(cg->destroy());
   if (!info.keeper_socket.empty()) (void)remove_tree(info.keeper_socket.substr(0, info.keeper_socket.rfind('/')));
+  give_back_recorded(root.takeover_path(info.id));  // when the monitor could not (killed with its keeper)
+  (void)::umount2(root.netns_pin(info.id).c_str(), MNT_DETACH);
   return root.remove(info.id);
 }
 
@@ -90,13 +94,16 @@ Result<void> create_in(const StateRoot& root, const Context& ctx, const ParsedAr
     // The keeper, the monitor and QEMU are the container as the host sees
     // it: they go in the container's cgroup (without its limits, which
     // apply inside the guest), so that kill --all, ps and delete find them.
-    // QEMU's /dev/kvm is the one device the host's side needs (vm/worker.cc
+    // The devices the host's side needs: QEMU's /dev/kvm, and /dev/net/tun
+    // for the tap of a network namespace the VM takes over (vm/worker.cc
     // adds the VM's memory and pids limits when the worker joins).
     Resources host_side;
     host_side.devices.push_back(DeviceRule{true, 'c', 10, 232, "rwm"});
+    host_side.devices.push_back(DeviceRule{true, 'c', 10, 200, "rwm"});
     Cgroup cg = TRY(Cgroup::create(b.spec.linux.cgroups_path, host_side));
     info.cgroup_path = cg.path();
-    KeeperRequest kr{id, root.dir(id), root.start_socket(id), cg.path(), b.spec, console.get(), preserve};
+    KeeperRequest kr{id,        root.dir(id), root.start_socket(id), root.takeover_path(id), root.netns_pin(id),
+                     cg.path(), b.spec,       console.get(),         preserve};
     Keeper k = TRY(launch_vm_keeper(kr));
     info.pid = k.pid;
     info.keeper_socket = k.monitor_socket;

@@ -51,6 +51,9 @@ class StateRoot {
   std::string state_path(const std::string& id) const { return path_join(dir(id), "state.json"); }
   std::string spec_path(const std::string& id) const { return path_join(dir(id), "config.json"); }
   std::string start_socket(const std::string& id) const { return path_join(dir(id), "start.sock"); }
+  // A VM container's record of the network namespace it took over (net/netns_takeover.h).
+  std::string takeover_path(const std::string& id) const { return path_join(dir(id), "netns-takeover.json"); }
+  std::string netns_pin(const std::string& id) const { return path_join(dir(id), "netns"); }
 
   // Serialises commands on one container (start/delete/pause/update): an
   // exclusive flock on its directory, held while the result lives. A

@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
@@ -40,8 +41,30 @@ namespace {
 // keeper, and with it the monitor and the VM).
 constexpr int kForwarded[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGALRM};
 
+// The host name of the UTS namespace at `path`, read by a child that
+// joins it.
+Result<std::string> hostname_in(const std::string& path) {
+  UniqueFd ns = TRY(open_path(path, O_RDONLY));
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) return fail(sys_error("pipe"));
+  UniqueFd in(fds[0]), out(fds[1]);
+  pid_t child = ::fork();
+  if (child < 0) return fail(sys_error("fork"));
+  if (child == 0) {
+    struct utsname u {};
+    if (::setns(ns.get(), CLONE_NEWUTS) != 0 || ::uname(&u) != 0) ::_exit(1);
+    ::_exit(write_all(out.get(), u.nodename) ? 0 : 1);
+  }
+  out.reset();
+  std::string name = read_fd(in.get(), path, 256).value_or("");
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) return fail(make_error("join UTS namespace", path, "failed"));
+  return name;
+}
+
 // The guest runs its own namespaces and cgroup; paths of the host's mean
-// nothing there.
+// nothing there (lend_host_namespaces has taken what they lend).
 Result<void> adapt_spec_for_guest(RuntimeSpec& spec) {
   for (NamespaceSpec& ns : spec.linux.namespaces) {
     if (ns.type == "user")
@@ -52,6 +75,18 @@ Result<void> adapt_spec_for_guest(RuntimeSpec& spec) {
   spec.linux.uid_mappings.clear();
   spec.linux.gid_mappings.clear();
   spec.linux.cgroups_path = "container";
+  return {};
+}
+
+// The network namespace a VM container takes over (net/netns_takeover.h):
+// one its spec joins by path. A pod's sandbox (pause) container leaves it
+// to the pod's application container, whose VM then has the pod's address.
+std::string network_to_take_over(const RuntimeSpec& spec) {
+  for (const auto& [key, value] :
+       {std::pair{"io.kubernetes.cri.container-type", "sandbox"}, {"io.kubernetes.cri-o.ContainerType", "sandbox"}})
+    if (auto it = spec.annotations.find(key); it != spec.annotations.end() && it->second == value) return {};
+  for (const NamespaceSpec& ns : spec.linux.namespaces)
+    if (ns.type == "network") return ns.path;
   return {};
 }
 
@@ -166,6 +201,7 @@ Result<Prepared> prepare_vm(const KeeperRequest& req) {
   if (req.preserve_fds > 0)
     return fail(make_error("create container", req.id, "--preserve-fds is not supported with VM isolation"));
   RuntimeSpec spec = req.spec;
+  std::string netns = network_to_take_over(spec);
   // What the guest would refuse at start is refused at create, as for a
   // process container (the guest's agent runs the same code).
   TRYV(check_command(spec));
@@ -187,6 +223,10 @@ Result<Prepared> prepare_vm(const KeeperRequest& req) {
   }
   if (!rec.options.is_object()) rec.options = Json::object();
   rec.options["KeeperCgroup"] = req.cgroup_path;
+  if (!netns.empty()) {
+    rec.options["NetnsPath"] = netns;
+    rec.options["NetnsRecord"] = req.takeover_record;
+  }
   rec = TRY(store.create(rec));
   std::string etc = store.etc_dir(rec.id);
   TRYV(mkdir_p(etc, 0755));
@@ -259,7 +299,24 @@ void reap_monitor() {
 
 }  // namespace
 
-Result<Keeper> launch_vm_keeper(const KeeperRequest& req) {
+Result<void> lend_host_namespaces(KeeperRequest& req) {
+  RuntimeSpec& spec = req.spec;
+  for (NamespaceSpec& ns : spec.linux.namespaces) {
+    if (ns.type == "uts" && !ns.path.empty() && spec.hostname.empty()) spec.hostname = TRY(hostname_in(ns.path));
+    // The keeper's /proc is its own: a namespace named there is pinned to
+    // a file of the container's first.
+    if (ns.type == "network" && ns.path.starts_with("/proc/")) {
+      TRYV(write_file_atomic(req.netns_pin, "", 0600));
+      if (::mount(ns.path.c_str(), req.netns_pin.c_str(), nullptr, MS_BIND, nullptr) != 0)
+        return fail(sys_error("join network namespace", ns.path));
+      ns.path = req.netns_pin;
+    }
+  }
+  return {};
+}
+
+Result<Keeper> launch_vm_keeper(KeeperRequest req) {
+  TRYV(lend_host_namespaces(req));
   UniqueFd listener = TRY(unix_listen(req.start_socket, SOCK_SEQPACKET));
   int p[2];
   if (::pipe2(p, O_CLOEXEC) != 0) return fail(sys_error("pipe"));

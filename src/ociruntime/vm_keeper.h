@@ -22,6 +22,8 @@ struct KeeperRequest {
   std::string id;
   std::string state_dir;     // the container's directory in the runtime root
   std::string start_socket;  // what `start` connects to
+  std::string takeover_record;  // where the monitor records a network namespace it takes over
+  std::string netns_pin;        // where a network namespace named by a /proc path is pinned
   std::string cgroup_path;   // the keeper joins it first; the monitor and QEMU follow
   RuntimeSpec spec;          // as the engine wrote it, host paths
   int console_socket = -1;   // with process.terminal: where the pty master goes
@@ -34,8 +36,11 @@ struct Keeper {
 };
 
 // Starts the keeper and returns once the guest is up and waits to be
-// started, or with the error that stopped it (nothing left behind).
-Result<Keeper> launch_vm_keeper(const KeeperRequest& req);
+// started, or with the error that stopped it (nothing left behind but
+// netns_pin, which the caller's cleanup unmounts). What the spec's
+// namespace paths lend the guest is taken first, in the caller's
+// namespaces: a UTS namespace's host name, a network namespace's network.
+Result<Keeper> launch_vm_keeper(KeeperRequest req);
 
 // Runs `process` in the guest of a VM container, relaying `stdio` (or a new
 // host terminal sent to `console_socket`). With `detach`, a relay process
