@@ -14,6 +14,7 @@ from pathlib import Path
 
 from benchlib import (ISOLA, PODMAN_LIMITS, REPO, RUNTIME, boot_of_trace, cpu_percent, layout_tar, mappings_pss_kib,
                       private_tmpfs, pss_kib, run, say, summary, timed)
+from cri_pod import case_cri
 
 
 class Setup:
@@ -23,6 +24,7 @@ class Setup:
 
     def __init__(self, work, layout, peers_missing):
         self.work = work
+        self.layout = layout
         self.store = work / "isola"
         self.peers_missing = peers_missing
         # Templates of the benchmark's own, on tmpfs as in /run: every run
@@ -621,4 +623,4 @@ def case_breakdown(setup, rounds):
 
 
 CASES = {"engine": case_engine, "runtime": case_runtime, "vm": case_vm, "jail": case_jail, "network": case_network,
-         "pull": case_pull, "steady": case_steady, "breakdown": case_breakdown}
+         "pull": case_pull, "steady": case_steady, "breakdown": case_breakdown, "cri": case_cri}

@@ -7,6 +7,7 @@ as an OCI layout tar. Networking is off (`--network none`; ctr gives no
 network): the tests touch no host interface.
 """
 
+import json
 import os
 import re
 import signal
@@ -106,8 +107,11 @@ class Containerd:
     """A containerd daemon on a private socket, root and state, with the CRI
     plugin (and so Kubernetes' runtime classes) configured from `extra`."""
 
-    def __init__(self, base, extra_config=""):
+    def __init__(self, base, extra_config="", *, wrapper=(), namespace=None):
+        """wrapper: a command that execs containerd (say, in a network
+        namespace of its own); namespace: ctr's --namespace."""
         self.base = Path(base)
+        self.namespace = namespace
         self.socket = self.base / "containerd.sock"
         self.config = self.base / "config.toml"
         self.config.write_text(
@@ -117,7 +121,7 @@ class Containerd:
             f'[grpc]\n  address = "{self.socket}"\n'
             f'[plugins."io.containerd.internal.v1.opt"]\n  path = "{self.base}/opt"\n' + extra_config)
         self.log = open(self.base / "containerd.log", "w")
-        self.proc = subprocess.Popen(["containerd", "--config", str(self.config)], stdout=self.log,
+        self.proc = subprocess.Popen([*wrapper, "containerd", "--config", str(self.config)], stdout=self.log,
                                      stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + 90
         while not (self.socket.exists() and self("version").returncode == 0):
@@ -128,7 +132,8 @@ class Containerd:
             time.sleep(0.1)
 
     def cmd(self, *args):
-        return ["ctr", "--address", str(self.socket), *map(str, args)]
+        namespace = ["--namespace", self.namespace] if self.namespace else []
+        return ["ctr", "--address", str(self.socket), *namespace, *map(str, args)]
 
     def __call__(self, *args, timeout=TIMEOUT, check=False, **kw):
         res = run(self.cmd(*args), timeout=timeout, **kw)
@@ -197,3 +202,174 @@ def no_leaks():
     wait_for(lambda: run_dirs() <= before, 30, "isola's run directories to go")
     left = set(run(["pgrep", "-f", "qemu-system"]).stdout.split()) - qemus
     assert not left, f"VM workers left running: {left}"
+
+
+# ---------------------------------------------------------------------------
+# containerd's CRI plugin, driven the way the kubelet drives it (cri_client.py)
+
+KUBERNETES_DOC = Path(__file__).resolve().parents[2] / "docs" / "kubernetes.md"
+PAUSE_SOURCE = Path(__file__).resolve().parent / "cri" / "pause.c"
+CRI_NAMESPACE = "k8s.io"
+PAUSE_IMAGE = "isola.test/pause:1"
+# The pods' network: a bridge and addresses that exist only inside the
+# network namespace containerd runs in (made by the test, gone with it).
+CRI_NETWORK = "isola-cri-test"
+CRI_BRIDGE = "isolacri0"
+CRI_SUBNET = "10.219.0.0/24"
+# Made by containerd, its shims or the CNI library on first use when missing
+# (not configurable in containerd 1.6): removed again when left empty.
+CRI_HOST_DIRS = ["/var/lib/cni", "/var/lib/cni/results", "/run/containerd", "/run/containerd/s",
+                 "/run/containerd/fifo", "/run/containerd/runc", f"/run/containerd/runc/{CRI_NAMESPACE}"]
+# containerd (and so its shims, and CNI's bridge) in a network namespace of
+# its own, with only `lo` up; it lives as long as one of them does.
+OWN_NETNS = ["unshare", "--net", "--", "sh", "-c", 'ip link set lo up && exec "$@"', "sh"]
+
+
+def kubernetes_doc_config():
+    """The containerd TOML of docs/kubernetes.md: its runtime handlers."""
+    blocks = re.findall(r"```toml\n(.*?)```", KUBERNETES_DOC.read_text(), re.S)
+    assert blocks, f"{KUBERNETES_DOC} has no toml block"
+    return "".join(blocks)
+
+
+def pause_image_tar(workdir):
+    """An OCI archive of PAUSE_IMAGE: cri/pause.c, built static here, as
+    the image's entrypoint."""
+    import imagegen
+
+    workdir = Path(workdir)
+    binary = workdir / "pause"
+    res = run(["gcc", "-static", "-Os", "-s", "-o", str(binary), str(PAUSE_SOURCE)])
+    if res.returncode != 0:
+        pytest.fail(f"building {PAUSE_SOURCE}: {describe(res)}", pytrace=False)
+    layer = imagegen.Layer([imagegen.File("pause", binary.read_bytes(), mode=0o755)])
+    image = imagegen.Image([layer], tags=[PAUSE_IMAGE],
+                           config={"Entrypoint": ["/pause"], "Env": list(imagegen.DEFAULT_ENV)})
+    return Path(imagegen.save("oci-tar", image, workdir / "pause.tar"))
+
+
+def cgroup_mounts():
+    out = []
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        left, _, right = line.partition(" - ")
+        if right.split()[0] in ("cgroup", "cgroup2"):
+            out.append(left.split()[4])
+    return out
+
+
+def remove_cgroup_tree(path):
+    """rmdir `path` (absolute in the cgroup hierarchies) and what is below
+    it, in every hierarchy; returns the directories that would not go."""
+    left = []
+    for mount in cgroup_mounts():
+        top = Path(mount) / path.lstrip("/")
+        if not top.is_dir():
+            continue
+        dirs = sorted((d for d, _, _ in os.walk(top)), key=len, reverse=True)
+        for d in dirs:
+            try:
+                os.rmdir(d)
+            except OSError:
+                left.append(d)
+    return left
+
+
+class CriContainerd(Containerd):
+    """containerd with its CRI plugin configured as for a kubelet: the runtime
+    handlers of docs/kubernetes.md, a pause image built here, CNI (Debian's
+    plugins) with a bridge and host-local addresses, everything under `base`.
+
+    containerd runs in a network namespace of its own, so the bridge, the
+    pods' veths and their addresses exist only there (the `node` method runs
+    a command in it); the pods' network namespaces are mounted under its
+    state directory. Pods get cgroups below `cgroup_root`, removed at stop.
+    `cri` is a cri_client.CRI on its socket, `pb` the compiled messages."""
+
+    def __init__(self, base, pb, runtimes_config=None):
+        from cri_client import CRI
+
+        base = Path(base)
+        base.mkdir(parents=True, exist_ok=True)
+        self.pb = pb
+        self.cgroup_root = f"/isola-cri-{os.urandom(4).hex()}"
+        self.created_host_dirs = [d for d in CRI_HOST_DIRS if not os.path.exists(d)]
+        self.cni_conf, self.ipam_dir = base / "cni", base / "cni-ipam"
+        self.cni_conf.mkdir(exist_ok=True)
+        (self.cni_conf / "10-isola-cri.conflist").write_text(json.dumps({
+            "cniVersion": "1.0.0", "name": CRI_NETWORK,
+            "plugins": [
+                {"type": "bridge", "bridge": CRI_BRIDGE, "isGateway": True, "ipMasq": False,
+                 "hairpinMode": True,
+                 "ipam": {"type": "host-local", "dataDir": str(self.ipam_dir),
+                          "ranges": [[{"subnet": CRI_SUBNET}]], "routes": [{"dst": "0.0.0.0/0"}]}},
+                {"type": "loopback"}]}, indent=1))
+        cri = '[plugins."io.containerd.grpc.v1.cri"]'
+        config = (
+            f"{cri}\n"
+            f'  sandbox_image = "{PAUSE_IMAGE}"\n'
+            # Without CAP_SYS_RESOURCE, the pause container's oom_score_adj
+            # of -998 is refused (by runc too): keep it within what we may set.
+            "  restrict_oom_score_adj = true\n"
+            "  netns_mounts_under_state_dir = true\n"
+            '  stream_server_address = "127.0.0.1"\n'
+            f"  [{cri[1:-1]}.cni]\n"
+            '    bin_dir = "/usr/lib/cni"\n'
+            f'    conf_dir = "{self.cni_conf}"\n'
+            f"  [{cri[1:-1]}.containerd]\n"
+            '    default_runtime_name = "runc"\n'
+            + (runtimes_config if runtimes_config is not None else kubernetes_doc_config()))
+        self.cri = None
+        try:
+            super().__init__(base, config, wrapper=OWN_NETNS, namespace=CRI_NAMESPACE)
+            self.cri = CRI(self.socket, pb)
+            wait_for(self.ready, 60, "the CRI plugin to report RuntimeReady and NetworkReady")
+            self.import_image(pause_image_tar(base))
+        except BaseException:
+            self.stop()
+            raise
+
+    def ready(self):
+        try:
+            conditions = self.cri.Status().status.conditions
+        except Exception:
+            return False
+        return {c.type for c in conditions if c.status} >= {"RuntimeReady", "NetworkReady"}
+
+    def import_image(self, tar, *names):
+        """Import an OCI archive; tag its (one) image with `names` too."""
+        out = self("images", "import", tar, check=True).stdout
+        [source] = re.findall(r"^unpacking (\S+) \(", out, re.M) or [None]
+        for name in names:
+            self("images", "tag", "--force", source, name, check=True)
+
+    def node(self, *cmd, timeout=TIMEOUT):
+        """Run a command in containerd's network namespace: the node's
+        side of the pods' network."""
+        return run(["nsenter", f"--net=/proc/{self.proc.pid}/ns/net", *map(str, cmd)], timeout=timeout)
+
+    def shim_processes(self):
+        """PIDs of the shims of this containerd (their -address is our socket)."""
+        out = []
+        for line in host_processes().splitlines():
+            pid, _, args = line.strip().partition(" ")
+            if "containerd-shim" in args and f"-address {self.socket}" in args:
+                out.append(int(pid))
+        return out
+
+    def stop(self):
+        if self.cri is not None:
+            try:
+                self.cri.remove_all()
+            except Exception:
+                pass  # what the CRI could not remove, ctr does below
+            self.cri.close()
+        if hasattr(self, "proc"):
+            super().stop()
+        wait_for(lambda: not self.shim_processes(), 30, "containerd's shims to exit")
+        left = remove_cgroup_tree(self.cgroup_root)
+        for d in sorted(self.created_host_dirs, key=len, reverse=True):
+            try:
+                os.rmdir(d)
+            except OSError:
+                pass
+        assert not left, f"cgroups left behind: {left}"
