@@ -78,16 +78,33 @@ Result<void> adapt_spec_for_guest(RuntimeSpec& spec) {
   return {};
 }
 
+// The container's type as containerd's CRI or CRI-O annotates it
+// ("sandbox", "container"), "" outside Kubernetes.
+std::string pod_container_type(const RuntimeSpec& spec) {
+  for (const char* key : {"io.kubernetes.cri.container-type", "io.kubernetes.cri-o.ContainerType"})
+    if (auto it = spec.annotations.find(key); it != spec.annotations.end()) return it->second;
+  return {};
+}
+
 // The network namespace a VM container takes over (net/netns_takeover.h):
 // one its spec joins by path. A pod's sandbox (pause) container leaves it
 // to the pod's application container, whose VM then has the pod's address.
 std::string network_to_take_over(const RuntimeSpec& spec) {
-  for (const auto& [key, value] :
-       {std::pair{"io.kubernetes.cri.container-type", "sandbox"}, {"io.kubernetes.cri-o.ContainerType", "sandbox"}})
-    if (auto it = spec.annotations.find(key); it != spec.annotations.end() && it->second == value) return {};
+  if (pod_container_type(spec) == "sandbox") return {};
   for (const NamespaceSpec& ns : spec.linux.namespaces)
     if (ns.type == "network") return ns.path;
   return {};
+}
+
+// A Kubernetes pod with hostNetwork has no network namespace in its specs:
+// a VM has its own network stack and cannot share the host's.
+Result<void> check_pod_network(const RuntimeSpec& spec) {
+  if (pod_container_type(spec).empty()) return {};
+  for (const NamespaceSpec& ns : spec.linux.namespaces)
+    if (ns.type == "network") return {};
+  return fail(make_error("unsupported runtime spec", "linux.namespaces",
+                         "a pod with hostNetwork cannot run in a VM (it has a network stack of its own); "
+                         "use the isola runtime class (process isolation) for it"));
 }
 
 // A host terminal standing in for the guest's: its master goes to the
@@ -316,6 +333,7 @@ Result<void> lend_host_namespaces(KeeperRequest& req) {
 }
 
 Result<Keeper> launch_vm_keeper(KeeperRequest req) {
+  TRYV(check_pod_network(req.spec));
   TRYV(lend_host_namespaces(req));
   UniqueFd listener = TRY(unix_listen(req.start_socket, SOCK_SEQPACKET));
   int p[2];

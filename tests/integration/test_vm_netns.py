@@ -192,3 +192,16 @@ def test_vm_takes_over_a_namespace_named_by_a_proc_path(oci, pod_netns):
         holder.wait()
     assert ipv4(links(pod)["eth0"]) == [f"{POD_IP}/24"]
     assert str(oci.root) not in Path("/proc/self/mountinfo").read_text()
+
+
+def test_vm_refuses_a_pod_with_host_network(oci):
+    """hostNetwork: the CRI leaves the network namespace out of the spec."""
+    b = oci.bundle("hostnet", "true")
+    b.annotate(*VM)
+    b.annotate("io.kubernetes.cri.container-type", "container")
+    b.linux["namespaces"] = [n for n in b.linux["namespaces"] if n["type"] != "network"]
+    b.save()
+    cid = oci.new_id("hostnet")
+    res = oci("create", "--bundle", b.path, cid)
+    assert res.returncode != 0 and "hostNetwork" in res.stderr and "linux.namespaces" in res.stderr, res
+    assert oci("state", cid).returncode != 0
