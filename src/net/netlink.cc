@@ -236,6 +236,19 @@ Result<void> Rtnl::set_alias(const std::string& name, const std::string& alias) 
   return request(m.hdr(), m.size(), "set the alias of " + name);
 }
 
+Result<void> Rtnl::set_port_learning(const std::string& name, bool learning) {
+  int index = TRY(require_index(name));
+  Message m(RTM_SETLINK, 0);
+  auto* ifi = m.fixed<ifinfomsg>();
+  ifi->ifi_family = AF_BRIDGE;
+  ifi->ifi_index = index;
+  size_t port = m.begin_nest(IFLA_PROTINFO | NLA_F_NESTED);
+  uint8_t on = learning ? 1 : 0;
+  m.attr(IFLA_BRPORT_LEARNING, &on, sizeof on);
+  m.end_nest(port);
+  return request(m.hdr(), m.size(), "set learning on bridge port " + name);
+}
+
 Result<void> Rtnl::delete_link(const std::string& name) {
   int index = TRY(link_index(name));
   if (index == 0) return {};

@@ -49,6 +49,8 @@ class Rtnl {
   Result<void> set_master(const std::string& name, const std::string& master);
   Result<void> set_mac(const std::string& name, const std::string& mac);
   Result<void> set_alias(const std::string& name, const std::string& alias);
+  // Whether the bridge learns the source addresses of frames entering at port `name`.
+  Result<void> set_port_learning(const std::string& name, bool learning);
   // Deletes a link; a link that does not exist is not an error.
   Result<void> delete_link(const std::string& name);
   // `address` on `name`, with the subnet's prefix length.

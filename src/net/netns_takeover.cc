@@ -88,6 +88,11 @@ Result<void> lend(Rtnl& rtnl, const NetnsTakeover& t) {
   TRYV(rtnl.set_mac(t.link, t.moved_mac));
   TRYV(rtnl.set_master(t.link, kTakeoverBridge));
   TRYV(rtnl.set_master(kTakeoverTap, kTakeoverBridge));
+  // The guest's frames can come back in through the interface (a CNI
+  // bridge in hairpin mode floods a broadcast back out of the port it came
+  // in by): learning there would move the guest's address away from its
+  // tap. The guest's address is only ever learnt at the tap.
+  TRYV(rtnl.set_port_learning(t.link, false));
   for (const char* name : {kTakeoverBridge, kTakeoverTap}) TRYV(rtnl.set_up(name));
   return rtnl.set_up(t.link);
 }

@@ -66,14 +66,7 @@ Result<std::string> hostname_in(const std::string& path) {
 // The guest runs its own namespaces and cgroup; paths of the host's mean
 // nothing there (lend_host_namespaces has taken what they lend).
 Result<void> adapt_spec_for_guest(RuntimeSpec& spec) {
-  for (NamespaceSpec& ns : spec.linux.namespaces) {
-    if (ns.type == "user")
-      return fail(make_error("unsupported runtime spec", "linux.namespaces",
-                             "user namespaces are not supported with VM isolation (the VM is the boundary)"));
-    ns.path.clear();
-  }
-  spec.linux.uid_mappings.clear();
-  spec.linux.gid_mappings.clear();
+  for (NamespaceSpec& ns : spec.linux.namespaces) ns.path.clear();
   spec.linux.cgroups_path = "container";
   return {};
 }
@@ -316,13 +309,29 @@ void reap_monitor() {
 
 }  // namespace
 
+// A VM never takes over the network namespace of the host or of its
+// caller (the engine's): only a namespace made for the container.
+Result<void> check_not_host_network(const std::string& path) {
+  struct stat target {};
+  if (::stat(path.c_str(), &target) != 0) return fail(sys_error("join network namespace", path));
+  for (const char* own : {"/proc/1/ns/net", "/proc/self/ns/net"}) {
+    struct stat s {};
+    if (::stat(own, &s) == 0 && s.st_dev == target.st_dev && s.st_ino == target.st_ino)
+      return fail(make_error("join network namespace", path,
+                             "it is the host's (or the engine's) network namespace, which a VM cannot take over"));
+  }
+  return {};
+}
+
 Result<void> lend_host_namespaces(KeeperRequest& req) {
   RuntimeSpec& spec = req.spec;
   for (NamespaceSpec& ns : spec.linux.namespaces) {
     if (ns.type == "uts" && !ns.path.empty() && spec.hostname.empty()) spec.hostname = TRY(hostname_in(ns.path));
+    if (ns.type != "network" || ns.path.empty()) continue;
+    TRYV(check_not_host_network(ns.path));
     // The keeper's /proc is its own: a namespace named there is pinned to
     // a file of the container's first.
-    if (ns.type == "network" && ns.path.starts_with("/proc/")) {
+    if (ns.path.starts_with("/proc/")) {
       TRYV(write_file_atomic(req.netns_pin, "", 0600));
       if (::mount(ns.path.c_str(), req.netns_pin.c_str(), nullptr, MS_BIND, nullptr) != 0)
         return fail(sys_error("join network namespace", ns.path));
@@ -332,9 +341,40 @@ Result<void> lend_host_namespaces(KeeperRequest& req) {
   return {};
 }
 
+// The keeper stands in for the guest process in the host's view of
+// namespaces too: it lives in the network and UTS namespaces the spec
+// joins, and in a UTS namespace of its own named as the spec says. An
+// engine names a pod's namespaces for the pod's other containers by the
+// sandbox process's /proc entries (containerd: /proc/PID/ns/net), and
+// that process is this keeper.
+struct KeeperNamespaces {
+  UniqueFd net, uts;
+  bool new_uts = false;
+
+  static Result<KeeperNamespaces> of(const RuntimeSpec& spec) {
+    KeeperNamespaces k;
+    for (const NamespaceSpec& ns : spec.linux.namespaces) {
+      if (ns.type == "network" && !ns.path.empty()) k.net = TRY(open_path(ns.path, O_RDONLY));
+      if (ns.type == "uts" && !ns.path.empty()) k.uts = TRY(open_path(ns.path, O_RDONLY));
+      if (ns.type == "uts" && ns.path.empty()) k.new_uts = true;
+    }
+    return k;
+  }
+  // In the keeper, a new process (no threads) made with clone_flags().
+  Result<void> enter(const std::string& hostname) const {
+    if (net && ::setns(net.get(), CLONE_NEWNET) != 0) return fail(sys_error("join network namespace", "VM keeper"));
+    if (uts && ::setns(uts.get(), CLONE_NEWUTS) != 0) return fail(sys_error("join UTS namespace", "VM keeper"));
+    if (new_uts && !hostname.empty() && ::sethostname(hostname.data(), hostname.size()) != 0)
+      return fail(sys_error("sethostname", hostname));
+    return {};
+  }
+  unsigned long clone_flags() const { return new_uts ? CLONE_NEWUTS : 0; }
+};
+
 Result<Keeper> launch_vm_keeper(KeeperRequest req) {
   TRYV(check_pod_network(req.spec));
   TRYV(lend_host_namespaces(req));
+  KeeperNamespaces namespaces = TRY(KeeperNamespaces::of(req.spec));
   UniqueFd listener = TRY(unix_listen(req.start_socket, SOCK_SEQPACKET));
   int p[2];
   if (::pipe2(p, O_CLOEXEC) != 0) return fail(sys_error("pipe"));
@@ -342,10 +382,15 @@ Result<Keeper> launch_vm_keeper(KeeperRequest req) {
   // Its own pid and mount namespaces, with a /proc of its own: what an
   // engine reads there (podman top) are the keeper, the monitor and QEMU,
   // not the host's processes; and when the keeper goes, so do they.
-  pid_t pid = static_cast<pid_t>(::syscall(SYS_clone, CLONE_NEWPID | CLONE_NEWNS | SIGCHLD, 0, 0, 0, 0));
+  pid_t pid = static_cast<pid_t>(
+      ::syscall(SYS_clone, CLONE_NEWPID | CLONE_NEWNS | namespaces.clone_flags() | SIGCHLD, 0, 0, 0, 0));
   if (pid < 0) return fail(sys_error("clone", "VM keeper"));
   if (pid == 0) {
     rd.reset();
+    if (auto entered = namespaces.enter(req.spec.hostname); !entered) {
+      (void)write_all(wr.get(), error_json(entered.error()).dump());
+      ::_exit(1);
+    }
     if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0 ||
         ::mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) != 0) {
       (void)write_all(wr.get(), error_json(sys_error("mount /proc", "VM keeper")).dump());

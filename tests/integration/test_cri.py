@@ -11,14 +11,10 @@ RemovePodSandbox) and then checks that nothing of them is left: not in the
 CRI, not in containerd, no mount, shim, network namespace, veth, address
 reservation, runtime state, container cgroup or VM.
 
-Handlers: a pod sandbox runs, stops and goes on all three. The tests of a
-pod's containers run on runc and isola: an application container of an
-isola-vm pod does not start through containerd's CRI today. containerd
-gives it the sandbox task's namespaces by /proc path (network:
-/proc/<sandbox task pid>/ns/net); under isola-vm that task is the pause
-container's keeper, a host process in the node's network namespace, and
-the VM refuses (or would take over) the node's network instead of the
-pod's. Put isola-vm in CONTAINER_HANDLERS when that works.
+Handlers: everything runs on all three, but for the pod whose containers
+share localhost: under isola-vm each container of a pod is a VM of its
+own (docs/kubernetes.md), and the pod's network goes to the one
+application container that runs at a time.
 """
 import ipaddress
 import os
@@ -37,10 +33,10 @@ from engines import (CRI_BRIDGE, CRI_SUBNET, PAUSE_IMAGE, CriContainerd, cgroup_
 
 BUSYBOX = "docker.io/library/busybox:latest"
 HANDLERS = ["runc", "isola", "isola-vm"]
-# The handlers a pod's containers run on (see above for isola-vm).
-CONTAINER_HANDLERS = ["runc", "isola"]
-# The handlers whose containers share the pod's namespaces (network, UTS,
-# IPC): not isola-vm, whose containers are VMs of their own.
+# The handlers a pod's containers run on.
+CONTAINER_HANDLERS = HANDLERS
+# The handlers whose containers share the pod's namespaces with each other
+# (network, UTS, IPC): not isola-vm, whose containers are VMs of their own.
 POD_NAMESPACE_HANDLERS = ["runc", "isola"]
 # Runs until SIGTERM, then exits 0 at once: StopContainer's graceful path.
 UNTIL_TERM = "trap 'echo terminated; exit 0' TERM; while :; do sleep 1; done"
@@ -348,7 +344,7 @@ def test_restart_in_a_running_pod(pods, handler):
     assert cri_log(pod.log_directory / "app" / "0.log") == [("stdout", "attempt 0")]
 
 
-@pytest.mark.parametrize("handler", POD_NAMESPACE_HANDLERS)
+@pytest.mark.parametrize("handler", CONTAINER_HANDLERS)
 def test_container_has_the_pod_address_and_the_node_reaches_it(pods, handler):
     pod = pods.run("net")
     ip = pod.ip()

@@ -1,4 +1,5 @@
-"""A VM container whose spec joins a network namespace by path (a pod's,
+"""The namespaces of a VM-isolated container's spec. A VM container whose
+spec joins a network namespace by path (a pod's,
 which CNI configured) takes over that namespace's network: the guest gets
 the namespace's address, MAC and default route, is reachable at that
 address from the other end of the namespace's veth, and the namespace gets
@@ -7,12 +8,14 @@ happens in two network namespaces the test makes."""
 
 import json
 import os
+import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
 
-from bundles import VM_TIMEOUT, oci, wait_for  # noqa: F401
+from bundles import VM_TIMEOUT, make_bundle, oci, wait_for  # noqa: F401
 
 VM = ("io.isola.isolation", "vm")
 POD_IP, PEER_IP = "10.213.7.2", "10.213.7.1"
@@ -152,6 +155,50 @@ def test_vm_sandbox_container_leaves_the_network_to_the_pod(oci, pod_netns):
     assert ipv4(links(pod)["eth0"]) == [f"{POD_IP}/24"]
 
 
+def test_vm_pod_containers_reach_the_pod_through_the_sandbox_keeper(oci, pod_netns):
+    """containerd names a pod's namespaces for its application containers
+    by the sandbox process's /proc entries, and under VM isolation that
+    process is the sandbox's keeper: it lives in the pod's network
+    namespace and in a UTS namespace with the pod's host name, so the
+    application container's VM gets the pod's network and name."""
+    pod, _ = pod_netns
+    sandbox = oci.bundle("pause", "sleep", "1000")
+    sandbox.annotate(*VM)
+    sandbox.annotate("io.kubernetes.cri.container-type", "sandbox")
+    sandbox.namespace("network")["path"] = f"/run/netns/{pod}"
+    sandbox.config["hostname"] = "pod-host-3"
+    sandbox.save()
+    sid = oci.new_id("pause")
+    oci.ok("create", "--bundle", sandbox.path, sid, timeout=VM_TIMEOUT)
+    oci.ok("start", sid)
+    keeper = oci.state(sid)["pid"]
+    assert os.stat(f"/proc/{keeper}/ns/net").st_ino == os.stat(f"/run/netns/{pod}").st_ino
+    app = oci.bundle("app", "sh", "-c", "hostname; ip -4 -o addr show eth0")
+    app.annotate(*VM)
+    app.annotate("io.kubernetes.cri.container-type", "container")
+    app.config.pop("hostname", None)
+    app.namespace("network")["path"] = f"/proc/{keeper}/ns/net"
+    app.namespace("uts")["path"] = f"/proc/{keeper}/ns/uts"
+    app.save()
+    res = oci("run", "--bundle", app.path, oci.new_id("app"), timeout=VM_TIMEOUT)
+    assert res.returncode == 0, res
+    lines = res.stdout.splitlines()
+    assert lines[0] == "pod-host-3" and f"{POD_IP}/24" in lines[1], res
+    oci.ok("delete", "--force", sid)
+    assert ipv4(links(pod)["eth0"]) == [f"{POD_IP}/24"]
+
+
+def test_vm_never_takes_over_the_engines_network_namespace(oci):
+    """What an engine's own namespace would be (a sandbox process on the
+    host's network): refused, the host's network untouched."""
+    b = oci.bundle("hostns", "true")
+    b.annotate(*VM)
+    b.namespace("network")["path"] = "/proc/self/ns/net"
+    b.save()
+    res = oci("run", "--bundle", b.path, oci.new_id("hostns"), timeout=VM_TIMEOUT)
+    assert res.returncode != 0 and "the host's (or the engine's) network namespace" in res.stderr, res
+
+
 def test_vm_joining_a_uts_namespace_by_path_has_its_host_name(oci):
     """A pod's containers join the sandbox's UTS namespace by path; in a
     guest that cannot be joined, so the guest takes its host name."""
@@ -205,3 +252,26 @@ def test_vm_refuses_a_pod_with_host_network(oci):
     res = oci("create", "--bundle", b.path, cid)
     assert res.returncode != 0 and "hostNetwork" in res.stderr and "linux.namespaces" in res.stderr, res
     assert oci("state", cid).returncode != 0
+
+
+def test_vm_user_namespace_with_id_mappings(oci):
+    """The guest kernel makes the user namespace: the container's root is
+    uid 100000 of the guest, and files of the host's root (unmapped) are
+    the overflow id, not writable."""
+    path = Path(tempfile.mkdtemp(prefix="isola-oci-userns-"))
+    try:
+        path.chmod(0o755)
+        b = make_bundle(path / "bundle", "sh", "-c",
+                        "id -u; cat /proc/self/uid_map; stat -c %u /bin; touch /bin/x || echo refused")
+        b.annotate(*VM)
+        b.linux["namespaces"].append({"type": "user"})
+        b.linux["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+        b.linux["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+        b.save()
+        res = oci("run", "--bundle", b.path, oci.new_id("userns"), timeout=VM_TIMEOUT)
+        assert res.returncode == 0, res
+        lines = res.stdout.splitlines()
+        assert lines[0] == "0" and lines[1].split() == ["0", "100000", "65536"], res
+        assert lines[2] == "65534" and lines[3] == "refused", res
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
