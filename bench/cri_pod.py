@@ -1,7 +1,10 @@
-"""The `cri` case of bench/run: a Kubernetes pod of two containers through
-containerd's CRI plugin, the way the kubelet starts one (RunPodSandbox, then
-CreateContainer and StartContainer for each container in turn), on the
-runtime handlers runc, isola and isola-vm of docs/kubernetes.md.
+"""The `cri` case of bench/run: Kubernetes pods through containerd's CRI
+plugin, the way the kubelet starts one (RunPodSandbox, then CreateContainer
+and StartContainer for each container in turn), on the runtime handlers
+runc, isola and isola-vm of docs/kubernetes.md: pods of two containers on
+runc and isola, and of one on all three (under isola-vm a pod's network
+goes to one application container's VM, and a second is refused until a
+pod shares one VM: docs/pod-vm-design.md).
 
 containerd is the private one of the CRI tests (tests/integration/engines.py,
 CriContainerd): its own root and state in the work directory, in a network
@@ -19,11 +22,15 @@ from benchlib import REPO, ensure_packages, layout_tar
 CRI_PACKAGES = ["containerd", "containernetworking-plugins", "python3-grpcio", "python3-protobuf",
                 "protobuf-compiler"]
 BUSYBOX = "docker.io/library/busybox:latest"
-HANDLERS = {"runc": "runc", "isola (process isolation)": "isola", "isola-vm (a VM per container)": "isola-vm"}
-TITLE = "Kubernetes CRI (containerd 1.6): a two-container pod, RunPodSandbox to both containers running"
+# Row → (handler, containers in the pod).
+PODS = {"runc, 2 containers": ("runc", 2), "isola (process isolation), 2 containers": ("isola", 2),
+        "runc, 1 container": ("runc", 1), "isola (process isolation), 1 container": ("isola", 1),
+        "isola-vm (a VM per container), 1 container": ("isola-vm", 1)}
+BASELINE = "isola (process isolation), 1 container"
+TITLE = "Kubernetes CRI (containerd 1.6): a pod, RunPodSandbox to its containers running"
 
 
-def pod_ms(engine, handler, base, r):
+def pod_ms(engine, handler, containers, base, r):
     from cri_client import container_config, pod_config
     from engines import remove_cgroup_tree
 
@@ -34,14 +41,14 @@ def pod_ms(engine, handler, base, r):
     t0 = time.monotonic_ns()
     sandbox = cri.RunPodSandbox(config=config, runtime_handler=handler).pod_sandbox_id
     try:
-        for name in ("first", "second"):
+        for name in ("first", "second")[:containers]:
             c = container_config(pb, name, BUSYBOX, ["sleep", "1000000"], log_path=f"{name}.log")
             cid = cri.CreateContainer(pod_sandbox_id=sandbox, config=c, sandbox_config=config).container_id
             cri.StartContainer(container_id=cid)
         ms = (time.monotonic_ns() - t0) / 1e6
         listed = cri.ListContainers(filter=pb.ContainerFilter(pod_sandbox_id=sandbox)).containers
         states = sorted(pb.ContainerState.Name(c.state) for c in listed)
-        if states != ["CONTAINER_RUNNING"] * 2:
+        if states != ["CONTAINER_RUNNING"] * containers:
             raise RuntimeError(f"the pod's containers are {states}")
         return ms
     finally:
@@ -67,23 +74,23 @@ def case_cri(setup, rounds):
         engine = CriContainerd(base, compile_proto(base / "proto"))
     except failures as e:
         return {"title": TITLE, "rows": [], "notes": [f"not measured: containerd did not start: {e}"]}
-    notes = ["Each container of an isola-vm pod is a VM of its own, the pause container included: three VMs "
-             "per pod here, started from templates (docs/kubernetes.md).",
+    notes = ["Each container of an isola-vm pod is a VM of its own, the pause container included: two VMs "
+             "per one-container pod here, started from templates (docs/kubernetes.md).",
              "containerd starts the runtime through its runc v2 shim (one shim per pod) in every row."]
     rows = []
 
-    def measure(handler):
+    def measure(handler, containers):
         def one(r):
             try:
-                return pod_ms(engine, handler, base, r)
+                return pod_ms(engine, handler, containers, base, r)
             except failures as e:
                 raise RuntimeError(str(e)) from None
         return one
 
     try:
         engine.import_image(layout_tar(setup.layout, base / "busybox.tar"), BUSYBOX)
-        samples, errors = alternate_ms({name: measure(h) for name, h in HANDLERS.items()}, rounds)
-        rows = rows_with_ratio(samples, errors, "isola (process isolation)")
+        samples, errors = alternate_ms({name: measure(*pod) for name, pod in PODS.items()}, rounds)
+        rows = rows_with_ratio(samples, errors, BASELINE)
     except failures as e:
         notes.insert(0, f"not measured: {e}")
     finally:

@@ -11,17 +11,11 @@ from pathlib import Path
 import pytest
 
 from containers import PtySession
-from engines import Containerd, describe, host_kernel, host_processes, layout_tar, no_leaks, wait_for  # noqa: F401
+from engines import (Containerd, describe, host_kernel, host_processes, kubernetes_doc_config, layout_tar,  # noqa: F401
+                     no_leaks, wait_for)
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "kubernetes.md"
 IMAGE = "busybox:latest"
-
-
-def doc_config():
-    """The containerd TOML of docs/kubernetes.md."""
-    blocks = re.findall(r"```toml\n(.*?)```", DOC.read_text(), re.S)
-    assert blocks, "docs/kubernetes.md has no toml block"
-    return "".join(blocks)
+doc_config = kubernetes_doc_config
 
 
 def binaries():
