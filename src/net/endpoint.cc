@@ -204,13 +204,18 @@ void unplug_endpoints(const std::string& id, const ContainerNetwork& net) {
   }
 }
 
-Result<UniqueFd> make_tap(const std::string& id, const Endpoint& ep) {
-  std::string name = tap_name(id, ep.slot);
+Result<UniqueFd> open_tap(const std::string& name) {
   UniqueFd fd = TRY(open_path("/dev/net/tun", O_RDWR | O_CLOEXEC));
   ifreq ifr{};
   ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
   std::snprintf(ifr.ifr_name, IFNAMSIZ, "%s", name.c_str());
   if (::ioctl(fd.get(), TUNSETIFF, &ifr) != 0) return fail(sys_error("make the tap", name));
+  return fd;
+}
+
+Result<UniqueFd> make_tap(const std::string& id, const Endpoint& ep) {
+  std::string name = tap_name(id, ep.slot);
+  UniqueFd fd = TRY(open_tap(name));
   Rtnl host = TRY(Rtnl::open());
   TRYV(host.set_master(name, ep.bridge));
   TRYV(host.set_up(name));

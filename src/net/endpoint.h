@@ -76,6 +76,9 @@ Result<void> remove_endpoint(const std::string& id, const Endpoint& ep);
 // when the kernel gets round to freeing the namespace; missing ones are fine.
 void unplug_endpoints(const std::string& id, const ContainerNetwork& net);
 
+// A tap named `name` in the caller's network namespace (down, on no
+// bridge); it lasts while the returned descriptor is open.
+Result<UniqueFd> open_tap(const std::string& name);
 // A tap for a VM's endpoint, on its bridge and up; it lasts while the
 // returned descriptor (handed to QEMU) is open.
 Result<UniqueFd> make_tap(const std::string& id, const Endpoint& ep);

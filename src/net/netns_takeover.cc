@@ -12,6 +12,7 @@
 #include "common/fs.h"
 #include "common/log.h"
 #include "common/ns_switch.h"
+#include "net/endpoint.h"
 #include "net/netlink.h"
 
 namespace isola {
@@ -26,15 +27,6 @@ std::string moved_mac_of(const std::string& mac) {
   b[0] = static_cast<unsigned char>((b[0] | 0x02) & 0xfe);
   b[5] ^= 0xff;
   return mac_text(b);
-}
-
-Result<UniqueFd> open_tap(const std::string& name) {
-  UniqueFd fd = TRY(open_path("/dev/net/tun", O_RDWR | O_CLOEXEC));
-  ifreq ifr{};
-  ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
-  std::snprintf(ifr.ifr_name, IFNAMSIZ, "%s", name.c_str());
-  if (::ioctl(fd.get(), TUNSETIFF, &ifr) != 0) return fail(sys_error("make the tap", name));
-  return fd;
 }
 
 Error refused(const std::string& netns, const std::string& why) {
