@@ -49,6 +49,13 @@ Result<void> adapt_spec_for_guest(RuntimeSpec& spec) {
                              "user namespaces are not supported with VM isolation (the VM is the boundary)"));
     ns.path.clear();
   }
+  // A node is made in the guest and opens the guest kernel's device of
+  // those numbers: right for a virtual one (fuse, tun), another disk
+  // altogether for a block device.
+  for (const DeviceNodeSpec& d : spec.linux.devices)
+    if (d.type == 'b')
+      return fail(make_error("unsupported runtime spec", "linux.devices",
+                             d.path + ": a VM container has the guest's block devices, not the host's"));
   spec.linux.uid_mappings.clear();
   spec.linux.gid_mappings.clear();
   spec.linux.cgroups_path = "container";
