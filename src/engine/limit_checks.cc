@@ -28,24 +28,39 @@ std::set<long> cpu_list(const std::string& text) {
   return out;
 }
 
-std::string online_cpus() {
-  auto text = read_file("/sys/devices/system/cpu/online", 4096);
-  std::string have = text ? *text : "0";
+namespace {
+
+// What the kernel lists in `file` ("0-1"), or `fallback` when it cannot be read.
+std::string online_list(const char* file, const char* fallback) {
+  auto text = read_file(file, 4096);
+  std::string have = text ? *text : fallback;
   while (!have.empty() && (have.back() == '\n' || have.back() == ' ')) have.pop_back();
   return have;
 }
 
-Result<void> check_cpuset(const std::string& text) {
+Result<void> check_list(const std::string& text, const std::string& field, const std::string& have,
+                        const char* what) {
   std::set<long> asked = cpu_list(text);
   if (asked.empty())
-    return fail(make_error("--cpuset-cpus", "", "invalid list \"" + text + "\"; use CPU numbers and ranges like 0-2,4"));
-  std::string have = online_cpus();
+    return fail(make_error(field, "", "invalid list \"" + text + "\"; use numbers and ranges like 0-2,4"));
   std::set<long> available = cpu_list(have);
   for (long c : asked)
     if (!available.empty() && !available.contains(c))
-      return fail(make_error("--cpuset-cpus", "", "CPU " + std::to_string(c) + " is not available (this host has " +
-                                                      have + "); choose among those"));
+      return fail(make_error(field, "", std::string(what) + " " + std::to_string(c) + " is not available (this host has " +
+                                            have + "); choose among those"));
   return {};
+}
+
+}  // namespace
+
+std::string online_cpus() { return online_list("/sys/devices/system/cpu/online", "0"); }
+
+Result<void> check_cpuset(const std::string& text, const std::string& field) {
+  return check_list(text, field, online_cpus(), "CPU");
+}
+
+Result<void> check_cpuset_mems(const std::string& text, const std::string& field) {
+  return check_list(text, field, online_list("/sys/devices/system/node/online", "0"), "memory node");
 }
 
 Result<void> check_memory_limits(int64_t memory, int64_t memory_swap, int64_t reservation, const char* changed) {

@@ -14,8 +14,11 @@ namespace isola {
 std::set<long> cpu_list(const std::string& text);
 // The host's online CPUs, as the kernel lists them ("0-1").
 std::string online_cpus();
-// --cpuset-cpus: a well-formed list of CPUs this host has.
-Result<void> check_cpuset(const std::string& text);
+// --cpuset-cpus: a well-formed list of CPUs this host has. `field` names
+// it in errors (linux.resources.cpu.cpus for isola-runtime).
+Result<void> check_cpuset(const std::string& text, const std::string& field = "--cpuset-cpus");
+// The same for memory nodes (linux.resources.cpu.mems).
+Result<void> check_cpuset_mems(const std::string& text, const std::string& field);
 // The memory limits as they will be (bytes; 0: none; swap -1: unlimited):
 // swap needs a memory limit and is at least it, and the reservation is at
 // most it. `changed` is the flag to blame for a reservation above the limit.

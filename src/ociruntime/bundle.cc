@@ -3,9 +3,14 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 
 #include "common/fs.h"
+#include "engine/limit_checks.h"
+#include "ociruntime/runtime.h"
+#include "runtime/mount_options.h"
+#include "runtime/security.h"
 
 namespace isola::oci {
 
@@ -66,24 +71,32 @@ Result<void> check_supported(const Json& config, const Hooks& hooks) {
   if (!linux) return {};
   for (const char* key : {"timeOffsets", "intelRdt", "personality"})
     if (member_or_null(*linux, key)) return refuse(std::string("linux.") + key, "is not supported by isola-runtime");
-  if (const Json* prop = member_or_null(*linux, "rootfsPropagation")) {
-    if (!prop->is_string() || (*prop != "private" && *prop != "rprivate"))
-      return refuse("linux.rootfsPropagation", "only private (the default) is supported");
-  }
+  if (const Json* prop = member_or_null(*linux, "rootfsPropagation"))
+    if (!prop->is_string() || !propagation_flags(prop->get<std::string>()))
+      return refuse("linux.rootfsPropagation", "is not a propagation type (private, shared, slave, unbindable, or "
+                                               "the same with r)");
   // Limits isola cannot apply yet: refused rather than left off, which
   // would leave the container less constrained than asked.
   if (const Json* res = member_or_null(*linux, "resources"); res && res->is_object()) {
-    if (const Json* cpu = member_or_null(*res, "cpu"))
-      for (const char* key : {"cpus", "mems"})
-        if (const Json* v = member_or_null(*cpu, key); v && !(v->is_string() && v->get<std::string>().empty()))
-          return refuse(std::string("linux.resources.cpu.") + key, "cpuset pinning is not supported yet");
     for (const char* key : {"blockIO", "rdma", "network", "unified"})
       if (const Json* v = member_or_null(*res, key); v && !v->empty())
         return refuse(std::string("linux.resources.") + key, "is not supported yet");
   }
-  if (const Json* devices = member_or_null(*linux, "devices"); devices && devices->is_array() && !devices->empty())
-    return refuse("linux.devices", "extra device nodes are not supported yet; the default set is always present");
   return {};
+}
+
+// The cpuset names CPUs and memory nodes this host has.
+Result<void> check_cpuset_lists(const Resources& r) {
+  if (!r.cpuset_cpus.empty()) TRYV(check_cpuset(r.cpuset_cpus, "linux.resources.cpu.cpus"));
+  if (!r.cpuset_mems.empty()) TRYV(check_cpuset_mems(r.cpuset_mems, "linux.resources.cpu.mems"));
+  return {};
+}
+
+void warn_unraisable_ambient(const ProcessSpec& process) {
+  if (!process.capabilities) return;
+  for (const std::string& cap : unraisable_ambient(*process.capabilities))
+    print_warning("can't raise ambient capability " + cap +
+                  ": it is not also in process.capabilities.permitted and .inheritable; left out");
 }
 
 Result<Backend> choose_backend(const RuntimeSpec& spec, bool vm_by_default) {
@@ -96,6 +109,8 @@ Result<Backend> choose_backend(const RuntimeSpec& spec, bool vm_by_default) {
 }
 
 }  // namespace
+
+void print_warning(const std::string& text) { std::fprintf(stderr, "isola-runtime: warning: %s\n", text.c_str()); }
 
 Result<Hooks> parse_hooks(const Json& config) {
   Hooks h;
@@ -155,6 +170,8 @@ Result<Bundle> load_bundle(const std::string& dir_in, const BundleOptions& opts)
     return fail(make_error("runtime spec", "root.path", b.spec.root_path + " is not a directory"));
   b.hooks = TRY(parse_hooks(b.config));
   TRYV(check_supported(b.config, b.hooks));
+  TRYV(check_cpuset_lists(b.spec.linux.resources));
+  warn_unraisable_ambient(b.spec.process);
   b.spec.linux.cgroups_path = TRY(resolve_cgroups_path(b.spec.linux.cgroups_path, opts.systemd_cgroup, opts.id));
   b.backend = TRY(choose_backend(b.spec, opts.vm_by_default));
   return b;

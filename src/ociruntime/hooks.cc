@@ -10,6 +10,7 @@
 #include <cstdio>
 
 #include "common/unique_fd.h"
+#include "ociruntime/runtime.h"
 
 namespace isola::oci {
 
@@ -83,7 +84,7 @@ void run_hooks_warning(const std::vector<Hook>& hooks, const Json& state, const 
   const std::string input = state.dump();
   for (const Hook& h : hooks)
     if (auto r = run_hook(h, input, kind); !r)
-      std::fprintf(stderr, "isola-runtime: warning: %s\n", r.error().message().c_str());
+      print_warning(r.error().message());
 }
 
 }  // namespace isola::oci

@@ -100,6 +100,9 @@ Result<void> create_in(const StateRoot& root, const Context& ctx, const ParsedAr
     Resources host_side;
     host_side.devices.push_back(DeviceRule{true, 'c', 10, 232, "rwm"});
     host_side.devices.push_back(DeviceRule{true, 'c', 10, 200, "rwm"});
+    // A cpuset pins QEMU (its vCPUs and its memory) to the host's CPUs and nodes.
+    host_side.cpuset_cpus = b.spec.linux.resources.cpuset_cpus;
+    host_side.cpuset_mems = b.spec.linux.resources.cpuset_mems;
     Cgroup cg = TRY(Cgroup::create(b.spec.linux.cgroups_path, host_side));
     info.cgroup_path = cg.path();
     KeeperRequest kr{id,        root.dir(id), root.start_socket(id), root.takeover_path(id), root.netns_pin(id),

@@ -38,6 +38,8 @@ Result<int> cmd_spec(const Context& ctx, const Args& args, size_t begin);
 
 // Shared by the commands.
 Result<void> write_pid_file(const std::string& path, pid_t pid);
+// "isola-runtime: warning: TEXT" on stderr, for what runc also only warns about.
+void print_warning(const std::string& text);
 // The one positional argument a command takes (the container ID).
 Result<std::string> one_id(const ParsedArgs& p, const char* command);
 

@@ -67,6 +67,13 @@ Result<std::string> hostname_in(const std::string& path) {
 // nothing there (lend_host_namespaces has taken what they lend).
 Result<void> adapt_spec_for_guest(RuntimeSpec& spec) {
   for (NamespaceSpec& ns : spec.linux.namespaces) ns.path.clear();
+  // A node is made in the guest and opens the guest kernel's device of
+  // those numbers: right for a virtual one (fuse, tun), another disk
+  // altogether for a block device.
+  for (const DeviceNodeSpec& d : spec.linux.devices)
+    if (d.type == 'b')
+      return fail(make_error("unsupported runtime spec", "linux.devices",
+                             d.path + ": a VM container has the guest's block devices, not the host's"));
   spec.linux.cgroups_path = "container";
   return {};
 }

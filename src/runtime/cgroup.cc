@@ -433,6 +433,8 @@ Result<void> update_v1(const Layout& layout, const std::string& path, const Reso
     TRYV(write_limit(TRY(need_dir(layout, "memory", path)), "memory.oom_control", "1", "memory"));
   if (!r.cpuset_cpus.empty())
     TRYV(write_limit(TRY(need_dir(layout, "cpuset", path)), "cpuset.cpus", r.cpuset_cpus, "cpuset"));
+  if (!r.cpuset_mems.empty())
+    TRYV(write_limit(TRY(need_dir(layout, "cpuset", path)), "cpuset.mems", r.cpuset_mems, "cpuset"));
   TRYV(check_cpu(r));
   if (r.cpu_shares && *r.cpu_shares != 0) {
     std::string dir = TRY(need_dir(layout, "cpu", path));
@@ -465,6 +467,7 @@ Result<void> update_v2(const std::string& dir, const Resources& r) {
   // v2 has no switch for the OOM killer; docker ignores the flag there too.
   if (r.disable_oom_killer) log_debug("cgroup: no way to disable the OOM killer on cgroup v2; ignored");
   if (!r.cpuset_cpus.empty()) TRYV(write_limit(dir, "cpuset.cpus", r.cpuset_cpus, "cpuset"));
+  if (!r.cpuset_mems.empty()) TRYV(write_limit(dir, "cpuset.mems", r.cpuset_mems, "cpuset"));
   if (r.memory_reservation)
     TRYV(write_limit(dir, "memory.low", *r.memory_reservation == -1 ? "max" : number(*r.memory_reservation), "memory"));
   if (mem.limit) TRYV(write_limit(dir, "memory.max", *mem.limit == -1 ? "max" : number(*mem.limit), "memory"));

@@ -50,6 +50,8 @@
 #include "common/ns_switch.h"
 #include "common/unix_socket.h"
 #include "runtime/cgroup.h"
+#include "runtime/device_nodes.h"
+#include "runtime/mount_options.h"
 #include "runtime/security.h"
 
 namespace isola {
@@ -234,6 +236,7 @@ struct MountPlan {
   std::string target;  // relative to the rootfs
   unsigned long flags = 0;  // MS_RDONLY, MS_NOSUID, ... (no MS_BIND/MS_REC)
   std::vector<unsigned long> propagation;
+  uint64_t attr_set = 0, attr_clear = 0;  // mount_setattr(AT_RECURSIVE): rro, rnosuid, ...
   bool bind = false, recursive = false;
   bool dir = true;  // create a missing target as a directory, else as a file
   bool cgroup = false;
@@ -267,6 +270,8 @@ struct ContainerPlan {
   bool cgroup_v2_host = false;
   std::vector<Hierarchy> hierarchies;  // for "cgroup" mounts
   std::string console_path;            // the pty slave as our mount namespace names it
+  unsigned long root_propagation = 0;  // linux.rootfsPropagation, for "/" after pivot_root
+  std::vector<DeviceNodePlan> devices;  // the default nodes, then linux.devices
 };
 
 Error spec_error(const std::string& field, std::string detail) {
@@ -308,29 +313,6 @@ Result<ProcessPlan> plan_process(const ProcessSpec& process, const std::optional
   return p;
 }
 
-struct FlagWord {
-  const char* name;
-  bool clear;
-  unsigned long flag;
-};
-constexpr FlagWord kFlagWords[] = {
-    {"ro", false, MS_RDONLY},           {"rw", true, MS_RDONLY},
-    {"nosuid", false, MS_NOSUID},       {"suid", true, MS_NOSUID},
-    {"nodev", false, MS_NODEV},         {"dev", true, MS_NODEV},
-    {"noexec", false, MS_NOEXEC},       {"exec", true, MS_NOEXEC},
-    {"sync", false, MS_SYNCHRONOUS},    {"async", true, MS_SYNCHRONOUS},
-    {"dirsync", false, MS_DIRSYNC},     {"noatime", false, MS_NOATIME},
-    {"atime", true, MS_NOATIME},        {"nodiratime", false, MS_NODIRATIME},
-    {"diratime", true, MS_NODIRATIME},  {"relatime", false, MS_RELATIME},
-    {"norelatime", true, MS_RELATIME},  {"strictatime", false, MS_STRICTATIME},
-    {"nostrictatime", true, MS_STRICTATIME},
-};
-constexpr std::pair<const char*, unsigned long> kPropagationWords[] = {
-    {"private", MS_PRIVATE},       {"rprivate", MS_PRIVATE | MS_REC}, {"slave", MS_SLAVE},
-    {"rslave", MS_SLAVE | MS_REC}, {"shared", MS_SHARED},             {"rshared", MS_SHARED | MS_REC},
-    {"unbindable", MS_UNBINDABLE}, {"runbindable", MS_UNBINDABLE | MS_REC},
-};
-
 Result<MountPlan> plan_mount(const MountSpec& m, size_t index) {
   std::string field = "mounts[" + std::to_string(index) + "]";
   MountPlan p;
@@ -342,34 +324,17 @@ Result<MountPlan> plan_mount(const MountSpec& m, size_t index) {
   size_t first = m.destination.find_first_not_of('/');
   if (first == std::string::npos) return fail(spec_error(field + ".destination", "cannot mount over the root"));
   p.target = m.destination.substr(first);
-  p.bind = m.type == "bind";
-  for (const std::string& o : m.options) {
-    if (o == "bind" || o == "rbind") {
-      p.bind = true;
-      p.recursive = p.recursive || o == "rbind";
-      continue;
-    }
-    auto word = std::find_if(std::begin(kFlagWords), std::end(kFlagWords),
-                             [&](const FlagWord& w) { return o == w.name; });
-    if (word != std::end(kFlagWords)) {
-      p.flags = word->clear ? (p.flags & ~word->flag) : (p.flags | word->flag);
-      continue;
-    }
-    auto prop = std::find_if(std::begin(kPropagationWords), std::end(kPropagationWords),
-                             [&](const auto& w) { return o == w.first; });
-    if (prop != std::end(kPropagationWords)) {
-      p.propagation.push_back(prop->second);
-      continue;
-    }
-    // Everything else is the file system's business: size=, mode=, gid=, newinstance...
-    if (!p.data.empty()) p.data += ',';
-    p.data += o;
-  }
+  MountOptions o = TRY(parse_mount_options(m.options, field + ".options"));
+  p.bind = m.type == "bind" || o.bind;
+  p.recursive = o.recursive;
+  p.flags = o.flags;
+  p.propagation = std::move(o.propagation);
+  p.attr_set = o.attr_set;
+  p.attr_clear = o.attr_clear;
+  // A bind mount has no file system to take data options (size=, mode=):
+  // they are ignored, as runc does.
+  if (!p.bind) p.data = std::move(o.data);
   if (p.bind) {
-    // A bind mount takes no file system options: an unknown word (the
-    // recursive "rro", say) would be dropped, not applied. Refuse it.
-    if (!p.data.empty())
-      return fail(spec_error(field + ".options", "\"" + p.data + "\" cannot be applied to a bind mount"));
     if (m.source.empty() || m.source[0] != '/')
       return fail(spec_error(field + ".source", "a bind mount needs an absolute source path"));
     struct stat st;
@@ -417,9 +382,13 @@ Result<void> plan_namespaces(const LinuxSpec& linux, ContainerPlan& plan) {
       }
     }
   }
-  // pivot_root and the mounts below would change the host's own view.
+  // Without one, the container's mounts and the change of root would be
+  // made in the host's own mount namespace (runc then mounts there, makes
+  // the host's / a slave and chroots; the mounts outlive the container).
   if (!((created | joined) & CLONE_NEWNS))
-    return fail(spec_error("linux.namespaces", "process isolation needs a mount namespace"));
+    return fail(spec_error("linux.namespaces",
+                           "process isolation needs a mount namespace: without one the container's mounts would be "
+                           "made in the host's; add {\"type\": \"mount\"}"));
   plan.cgroup_ns = created & CLONE_NEWCGROUP;
   plan.user_ns = created & CLONE_NEWUSER;
   int rest = created & ~CLONE_NEWCGROUP;
@@ -445,20 +414,25 @@ bool same_namespace(const std::string& a, const std::string& b) {
          sa.st_ino == sb.st_ino;
 }
 
+// True when the container has a namespace of type `flag` (net, ipc or uts)
+// other than ours: made for it, or joined and not the host's.
+bool owns_namespace(const ContainerPlan& plan, int flag) {
+  if ((plan.clone_flags | plan.unshare_flags) & flag) return true;
+  if (flag == CLONE_NEWNET && !plan.net_ns_path.empty()) return !same_namespace(plan.net_ns_path, "/proc/self/ns/net");
+  for (const NsJoin& j : plan.joins) {
+    if (j.type != flag) continue;
+    const char* name = flag == CLONE_NEWNET ? "net" : flag == CLONE_NEWIPC ? "ipc" : "uts";
+    return !same_namespace(j.path, std::string("/proc/self/ns/") + name);
+  }
+  return false;
+}
+
+bool owns_uts_namespace(const ContainerPlan& plan) { return owns_namespace(plan, CLONE_NEWUTS); }
+
 // A sysctl is set only where it belongs to one of the container's own
 // namespaces; any other would change the host (as runc decides).
 Result<void> check_sysctl_namespaced(const std::string& key, const ContainerPlan& plan) {
-  auto own = [&](int flag) {
-    if ((plan.clone_flags | plan.unshare_flags) & flag) return true;
-    if (flag == CLONE_NEWNET && !plan.net_ns_path.empty())
-      return !same_namespace(plan.net_ns_path, "/proc/self/ns/net");
-    for (const NsJoin& j : plan.joins) {
-      if (j.type != flag) continue;
-      const char* name = flag == CLONE_NEWNET ? "net" : flag == CLONE_NEWIPC ? "ipc" : "uts";
-      return !same_namespace(j.path, std::string("/proc/self/ns/") + name);
-    }
-    return false;
-  };
+  auto own = [&](int flag) { return owns_namespace(plan, flag); };
   static const char* const kIpc[] = {"kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem",
                                      "kernel.shmall", "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced"};
   bool ipc = key.starts_with("fs.mqueue.") || std::find(std::begin(kIpc), std::end(kIpc), key) != std::end(kIpc);
@@ -480,6 +454,14 @@ Result<ContainerPlan> plan_container(const RuntimeSpec& spec, const StdioFds& st
   plan.rootfs = spec.root_path;
   plan.readonly_root = spec.root_readonly;
   TRYV(plan_namespaces(spec.linux, plan));
+  if (const std::string& prop = spec.linux.rootfs_propagation; !prop.empty()) {
+    auto flags = propagation_flags(prop);
+    if (!flags)
+      return fail(spec_error("linux.rootfsPropagation", "\"" + prop + "\" is not a propagation type (private, "
+                                                        "shared, slave, unbindable, or the same with r)"));
+    plan.root_propagation = *flags;
+  }
+  plan.devices = TRY(plan_device_nodes(spec.linux.devices));
 
   bool any_cgroup_mount = false;
   for (size_t i = 0; i < spec.mounts.size(); ++i) {
@@ -493,14 +475,16 @@ Result<ContainerPlan> plan_container(const RuntimeSpec& spec, const StdioFds& st
       if (h.mountpoint.starts_with("/sys/fs/cgroup/")) plan.hierarchies.push_back(std::move(h));
   }
 
+  // As runc: set in the container's uts namespace, new or joined; never in
+  // the host's (runc would set it there too).
   if (!spec.hostname.empty()) {
-    if (!(plan.clone_flags & CLONE_NEWUTS) && !(plan.unshare_flags & CLONE_NEWUTS))
-      return fail(spec_error("hostname", "setting a hostname needs a new uts namespace"));
+    if (!owns_uts_namespace(plan))
+      return fail(spec_error("hostname", "setting a hostname needs a uts namespace other than the host's"));
     plan.hostname = spec.hostname;
   }
   if (!spec.domainname.empty()) {
-    if (!(plan.clone_flags & CLONE_NEWUTS) && !(plan.unshare_flags & CLONE_NEWUTS))
-      return fail(spec_error("domainname", "setting a domain name needs a new uts namespace"));
+    if (!owns_uts_namespace(plan))
+      return fail(spec_error("domainname", "setting a domain name needs a uts namespace other than the host's"));
     plan.domainname = spec.domainname;
   }
   for (const auto& [key, value] : spec.linux.sysctl) {
@@ -789,37 +773,28 @@ void do_mount(const Child& c, const ContainerPlan& plan, const MountPlan& m, int
     c.check(::mount(nullptr, fd_path(fd).c_str(), nullptr, prop, nullptr), "set mount propagation", m.dest);
     ::close(fd);
   }
+  if (m.attr_set || m.attr_clear) {
+    int fd = open_in_root_raw(root_fd, m.target, O_PATH);
+    c.check(fd, "open mount", m.dest);
+    struct mount_attr attr {};
+    attr.attr_set = m.attr_set;
+    attr.attr_clr = m.attr_clear;
+    c.check(::mount_setattr(fd, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof attr), "set recursive mount options",
+            m.dest);
+    ::close(fd);
+  }
 }
 
-struct DeviceNode {
-  const char* name;
-  unsigned major, minor;
-};
-constexpr DeviceNode kDevices[] = {{"null", 1, 3},    {"zero", 1, 5},    {"full", 1, 7},
-                                   {"random", 1, 8},  {"urandom", 1, 9}, {"tty", 5, 0}};
-
-void create_devices(const Child& c, int root_fd) {
+void create_devices(const Child& c, const ContainerPlan& plan, int root_fd) {
   int dev = make_target(root_fd, "dev", true);
   c.check(dev, "create", "/dev");
-  for (const DeviceNode& d : kDevices) {
-    std::string dest = std::string("/dev/") + d.name;
-    dev_t rdev = makedev(d.major, d.minor);
-    int rc = ::mknodat(dev, d.name, S_IFCHR | 0666, rdev);
-    if (rc != 0 && errno == EEXIST) {
-      struct stat st;
-      if (::fstatat(dev, d.name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISCHR(st.st_mode) && st.st_rdev == rdev)
-        continue;
-      // Whatever the image put there (a file, a symlink) is replaced.
-      c.check(::unlinkat(dev, d.name, 0), "remove", dest);
-      rc = ::mknodat(dev, d.name, S_IFCHR | 0666, rdev);
-    }
-    if (rc == 0) continue;
-    if (errno != EPERM) c.fail(errno, "mknod", dest);
-    // In a user namespace mknod is not allowed: bind the host's node instead.
-    int file = ::openat(dev, d.name, O_CREAT | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0666);
-    c.check(file, "create", dest);
-    c.check(::mount(dest.c_str(), fd_path(file).c_str(), nullptr, MS_BIND, nullptr), "bind mount", dest);
-    ::close(file);
+  for (const DeviceNodePlan& d : plan.devices) {
+    int dir = d.dir == "dev" ? dev : make_target(root_fd, d.dir, true);
+    c.check(dir, "create", "/" + d.dir);
+    const char* step = "";
+    int err = make_device_node(dir, d, &step);
+    if (dir != dev) ::close(dir);
+    if (err != 0) c.fail(err, step, "/" + (d.dir.empty() ? d.name : d.dir + "/" + d.name));
   }
   const std::pair<const char*, const char*> links[] = {{"/proc/self/fd", "fd"},
                                                        {"/proc/self/fd/0", "stdin"},
@@ -881,8 +856,12 @@ void mask_path(const Child& c, const std::string& path) {
 
 void setup_rootfs(const Child& c, const ContainerPlan& plan) {
   const ProcessSpec& proc = plan.proc.process;
-  // Nothing we mount may propagate back to the host.
-  c.check(::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr), "make / private");
+  // Nothing we mount may propagate back to the host. A slave still
+  // receives the host's mounts, which is what rootfsPropagation slave asks;
+  // shared makes the container's root a peer group of its own (after pivot).
+  const bool slave = plan.root_propagation & MS_SLAVE;
+  c.check(::mount(nullptr, "/", nullptr, MS_REC | (slave ? MS_SLAVE : MS_PRIVATE), nullptr),
+          slave ? "make / a slave" : "make / private");
   // pivot_root needs the new root to be a mount point.
   c.check(::mount(plan.rootfs.c_str(), plan.rootfs.c_str(), nullptr, MS_BIND | MS_REC, nullptr), "bind mount rootfs",
           plan.rootfs);
@@ -891,7 +870,7 @@ void setup_rootfs(const Child& c, const ContainerPlan& plan) {
   ::umask(0);  // device nodes are 0666
   for (const MountPlan& m : plan.mounts) do_mount(c, plan, m, root_fd);
   trace("child: mounts made");
-  create_devices(c, root_fd);
+  create_devices(c, plan, root_fd);
   if (proc.terminal && plan.proc.stdio.console >= 0) {
     struct stat by_fd, by_path;
     c.check(::fstat(plan.proc.stdio.console, &by_fd), "stat the console");
@@ -908,6 +887,8 @@ void setup_rootfs(const Child& c, const ContainerPlan& plan) {
   ::close(root_fd);
   ::umask(022);
   trace("child: pivoted");
+  if (plan.root_propagation)
+    c.check(::mount(nullptr, "/", nullptr, plan.root_propagation, nullptr), "set the propagation of /");
 
   // From here "/" is the container's root: plain paths cannot leave it.
   struct stat st;

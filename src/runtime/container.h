@@ -64,8 +64,8 @@ struct Spawned {
 // come back as an Error whose `err` is the child's errno and whose message
 // names the step; exec failures use op "exec" (and set exit_code: 127 for
 // ENOENT, 126 otherwise) so callers can answer like docker.
-// The spec must ask for a mount namespace; a hostname needs a new uts
-// namespace; a new user namespace needs uid and gid mappings.
+// The spec must ask for a mount namespace; a hostname needs a uts namespace
+// other than the caller's; a new user namespace needs uid and gid mappings.
 Result<Spawned> spawn_container(const RuntimeSpec& spec, const SpawnOptions& opts, const StdioFds& stdio);
 
 // Lets a container created with wait_for_start exec its process, and waits

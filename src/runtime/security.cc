@@ -287,21 +287,33 @@ Result<void> switch_user_and_capabilities(const ProcessSpec& process) {
   if (::prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) != 0) return fail(sys_error("prctl", "PR_SET_KEEPCAPS"));
   uint64_t effective = caps->effective & known, permitted = caps->permitted & known;
   uint64_t inheritable = caps->inheritable & known;
+  // The kernel raises an ambient capability only if it is also permitted
+  // and inheritable; runc leaves the others out (the front end warns).
+  const uint64_t ambient = caps->ambient & permitted & inheritable;
   // Like docker: a non-root user runs without capabilities unless the spec
-  // gives ambient ones (which also need permitted and inheritable).
-  if (process.uid != 0 && (caps->ambient & known) == 0) effective = permitted = inheritable = 0;
+  // gives ambient ones.
+  if (process.uid != 0 && ambient == 0) effective = permitted = inheritable = 0;
   TRYV(capset_masks(effective, permitted, inheritable));
   if (::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0 && errno != EINVAL)
     return fail(sys_error("prctl", "PR_CAP_AMBIENT_CLEAR_ALL"));
   for (int c = 0; c <= last; ++c) {
-    if (!(caps->ambient & (uint64_t{1} << c))) continue;
-    if (::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, c, 0, 0) != 0) {
-      Error e = sys_error("raise ambient capability", kCapNames[c]);
-      e.detail = "an ambient capability must also be permitted and inheritable";
-      return fail(std::move(e));
-    }
+    if (!(ambient & (uint64_t{1} << c))) continue;
+    if (::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, c, 0, 0) != 0)
+      return fail(sys_error("raise ambient capability", kCapNames[c]));
   }
   return {};
+}
+
+std::vector<std::string> unraisable_ambient(const Capabilities& caps) {
+  auto has = [](const std::vector<std::string>& set, int c) {
+    return std::any_of(set.begin(), set.end(), [&](const std::string& n) { return cap_number(n) == c; });
+  };
+  std::vector<std::string> out;
+  for (const std::string& name : caps.ambient) {
+    int c = cap_number(name);
+    if (c >= 0 && !(has(caps.permitted, c) && has(caps.inheritable, c))) out.push_back(name);
+  }
+  return out;
 }
 
 Result<void> set_no_new_privileges() {

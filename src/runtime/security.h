@@ -41,9 +41,15 @@ Result<void> apply_rlimits(const std::vector<Rlimit>& rlimits);
 // sets (bounding dropped before the switch, ambient raised after). Without
 // process.capabilities the sets stay as they are (the kernel clears them for
 // a non-root uid). Like docker, a non-root uid ends with empty effective,
-// permitted and inheritable sets unless the spec gives ambient capabilities.
+// permitted and inheritable sets unless the spec gives ambient capabilities
+// (that are also permitted and inheritable: the others are left out).
 Result<void> switch_user_and_capabilities(const ProcessSpec& process);
 Result<void> set_no_new_privileges();
+// The ambient capabilities of `caps` the kernel would not raise, since they
+// are not also permitted and inheritable (`runc spec` of runc 1.1 writes
+// such a set). switch_user_and_capabilities leaves them out, as runc does;
+// the caller warns.
+std::vector<std::string> unraisable_ambient(const Capabilities& caps);
 // The names of the capabilities in `mask` ("CAP_CHOWN", ...).
 std::vector<std::string> cap_names(uint64_t mask);
 // Sets the calling thread's effective, permitted and inheritable sets.

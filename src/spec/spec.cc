@@ -227,6 +227,7 @@ Result<Resources> parse_resources(const Json& j) {
     TRYV(read_int(*cpu, "quota", "linux.resources.cpu.quota", r.cpu_quota));
     TRYV(read_int(*cpu, "period", "linux.resources.cpu.period", r.cpu_period));
     TRYV(read_string(*cpu, "cpus", "linux.resources.cpu.cpus", r.cpuset_cpus));
+    TRYV(read_string(*cpu, "mems", "linux.resources.cpu.mems", r.cpuset_mems));
   }
   if (const Json* pids = TRY(object_field(j, "pids", "linux.resources.pids")))
     TRYV(read_int(*pids, "limit", "linux.resources.pids.limit", r.pids_limit));
@@ -289,6 +290,44 @@ Result<SeccompSpec> parse_seccomp(const Json& j) {
   return s;
 }
 
+Result<std::vector<DeviceNodeSpec>> parse_devices(const Json& arr) {
+  std::vector<DeviceNodeSpec> out;
+  for (size_t i = 0; i < arr.size(); ++i) {
+    const Json& d = arr[i];
+    std::string f = item("linux.devices", i);
+    if (!d.is_object()) return fail(field_error(f, "an object"));
+    DeviceNodeSpec dev;
+    TRYV(read_string(d, "path", f + ".path", dev.path));
+    if (dev.path.empty() || dev.path[0] != '/') return fail(field_error(f + ".path", "an absolute path"));
+    std::string type;
+    TRYV(read_string(d, "type", f + ".type", type));
+    if (type != "c" && type != "u" && type != "b" && type != "p") return fail(field_error(f + ".type", "c, u, b or p"));
+    dev.type = type[0];
+    TRYV(read_int(d, "major", f + ".major", dev.major));
+    TRYV(read_int(d, "minor", f + ".minor", dev.minor));
+    if (dev.major < 0 || dev.minor < 0 || dev.major > 0xfff || dev.minor > 0xfffff)
+      return fail(field_error(f, "device numbers in range (major 0-4095, minor 0-1048575)"));
+    TRYV(read_int(d, "fileMode", f + ".fileMode", dev.file_mode));
+    if (dev.file_mode && *dev.file_mode > 07777) return fail(field_error(f + ".fileMode", "at most 07777"));
+    TRYV(read_int(d, "uid", f + ".uid", dev.uid));
+    TRYV(read_int(d, "gid", f + ".gid", dev.gid));
+    out.push_back(std::move(dev));
+  }
+  return out;
+}
+
+Json devices_json(const std::vector<DeviceNodeSpec>& devices) {
+  Json arr = Json::array();
+  for (const DeviceNodeSpec& d : devices) {
+    Json j = {{"path", d.path}, {"type", std::string(1, d.type)}, {"major", d.major}, {"minor", d.minor}};
+    if (d.file_mode) j["fileMode"] = *d.file_mode;
+    if (d.uid) j["uid"] = *d.uid;
+    if (d.gid) j["gid"] = *d.gid;
+    arr.push_back(std::move(j));
+  }
+  return arr;
+}
+
 Result<LinuxSpec> parse_linux(const Json& j) {
   LinuxSpec l;
   if (const Json* nss = TRY(array_field(j, "namespaces", "linux.namespaces"))) {
@@ -318,6 +357,8 @@ Result<LinuxSpec> parse_linux(const Json& j) {
   TRYV(read_strings(j, "readonlyPaths", "linux.readonlyPaths", l.readonly_paths));
   if (const Json* sc = TRY(object_field(j, "seccomp", "linux.seccomp"))) l.seccomp = TRY(parse_seccomp(*sc));
   TRYV(read_string_map(j, "sysctl", "linux.sysctl", l.sysctl));
+  if (const Json* devs = TRY(array_field(j, "devices", "linux.devices"))) l.devices = TRY(parse_devices(*devs));
+  TRYV(read_string(j, "rootfsPropagation", "linux.rootfsPropagation", l.rootfs_propagation));
   return l;
 }
 
@@ -380,6 +421,7 @@ Json resources_json(const Resources& r) {
   if (r.cpu_quota) cpu["quota"] = *r.cpu_quota;
   if (r.cpu_period) cpu["period"] = *r.cpu_period;
   if (!r.cpuset_cpus.empty()) cpu["cpus"] = r.cpuset_cpus;
+  if (!r.cpuset_mems.empty()) cpu["mems"] = r.cpuset_mems;
   if (!cpu.empty()) j["cpu"] = std::move(cpu);
   if (r.pids_limit) j["pids"] = {{"limit", *r.pids_limit}};
   if (!r.devices.empty()) {
@@ -433,6 +475,8 @@ Json linux_json(const LinuxSpec& l) {
   if (!l.readonly_paths.empty()) j["readonlyPaths"] = strings_json(l.readonly_paths);
   if (l.seccomp) j["seccomp"] = seccomp_json(*l.seccomp);
   if (!l.sysctl.empty()) j["sysctl"] = map_json(l.sysctl);
+  if (!l.devices.empty()) j["devices"] = devices_json(l.devices);
+  if (!l.rootfs_propagation.empty()) j["rootfsPropagation"] = l.rootfs_propagation;
   return j;
 }
 

@@ -68,6 +68,16 @@ struct DeviceRule {
   std::string access = "rwm";
 };
 
+// A device node to create in the container's /dev (linux.devices). Whether
+// the container may use it is up to the device cgroup rules.
+struct DeviceNodeSpec {
+  std::string path;  // absolute, in the container: "/dev/fuse"
+  char type = 'c';   // c (or u) character, b block, p FIFO
+  int64_t major = 0, minor = 0;
+  std::optional<uint32_t> file_mode;  // permission bits; default 0666
+  std::optional<uint32_t> uid, gid;   // default 0
+};
+
 struct Resources {
   std::optional<int64_t> memory_limit;  // bytes
   std::optional<int64_t> memory_swap;   // bytes (memory+swap), -1 unlimited
@@ -75,6 +85,7 @@ struct Resources {
   std::optional<uint64_t> memory_swappiness;  // 0-100 (v1 only)
   bool disable_oom_killer = false;            // v1 only
   std::string cpuset_cpus;                    // "0-3,5"; "" the parent's
+  std::string cpuset_mems;                    // memory nodes, as cpuset_cpus
   std::optional<uint64_t> cpu_shares;
   std::optional<int64_t> cpu_quota;     // microseconds per period
   std::optional<uint64_t> cpu_period;   // microseconds
@@ -109,6 +120,8 @@ struct LinuxSpec {
   std::vector<std::string> masked_paths, readonly_paths;
   std::optional<SeccompSpec> seccomp;
   std::map<std::string, std::string> sysctl;
+  std::vector<DeviceNodeSpec> devices;
+  std::string rootfs_propagation;  // "" (private), shared, rslave, ...
 };
 
 struct RuntimeSpec {

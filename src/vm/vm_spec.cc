@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "common/fs.h"
+#include "engine/limit_checks.h"
 
 namespace isola {
 
@@ -116,6 +117,14 @@ Result<VmPlan> plan_vm(RuntimeSpec& spec, const std::string& etc_dir) {
                   static_cast<double>(*spec.linux.resources.cpu_period);
     plan.cpus = static_cast<unsigned>(std::max(1.0, std::ceil(cpus)));
   }
+  // A cpuset pins the VM on the host (its keeper's cgroup holds QEMU): the
+  // guest gets one vCPU per CPU of the set, at most, and runs on all of
+  // them, since the host's CPU and node numbers mean nothing inside.
+  Resources& r = spec.linux.resources;
+  if (auto n = static_cast<unsigned>(cpu_list(r.cpuset_cpus).size()); n > 0)
+    plan.cpus = plan.cpus > 1 ? std::min(plan.cpus, n) : n;
+  r.cpuset_cpus.clear();
+  r.cpuset_mems.clear();
   return plan;
 }
 

@@ -604,3 +604,50 @@ def test_vm_refuses_what_it_cannot_honour(oci):
     res = oci("create", "--bundle", b.path, cid, timeout=VM_TIMEOUT)
     assert res.returncode != 0 and "SCMP_ACT_NOTIFY" in res.stderr, res
     assert_unknown(oci("state", cid))
+
+    # The guest's block device of those numbers is not the host's.
+    del b.linux["seccomp"]
+    b.linux["devices"] = [{"path": "/dev/sdz", "type": "b", "major": 8, "minor": 0}]
+    res = oci("create", "--bundle", b.save().path, cid, timeout=VM_TIMEOUT)
+    assert res.returncode != 0 and "linux.devices" in res.stderr and "block devices" in res.stderr, res
+    assert_unknown(oci("state", cid))
+
+
+def test_vm_cpuset_devices_propagation_and_capabilities(oci, tmp_path):
+    """Where a VM honours a field its own way: a cpuset pins QEMU on the host
+    and gives the guest as many vCPUs; extra char devices, the root's
+    propagation and the hostname (a joined uts namespace is the guest's new
+    one) apply in the guest; ambient capabilities the kernel cannot raise
+    are a warning; disableOOMKiller is accepted (the guest's cgroup v2 has
+    no such switch); a bind mount's data options are ignored."""
+    share = tmp_path / "share"
+    share.mkdir()
+    (share / "f").write_text("bound\n")
+    b = oci.bundle("vmmore", "sh", "-c", "grep -c ^processor /proc/cpuinfo; "
+                   "grep -E '^[^ ]+ [^ ]+ [^ ]+ [^ ]+ / ' /proc/self/mountinfo | grep -o ' shared:' | head -n 1; "
+                   "ls -ln /dev/fuse; hostname; grep CapAmb /proc/self/status; cat /b/f")
+    b.annotate(*VM)
+    b.linux["resources"]["cpu"] = {"cpus": "1", "mems": "0"}
+    b.linux["resources"]["memory"] = {"disableOOMKiller": True}
+    b.linux["rootfsPropagation"] = "shared"
+    b.linux["devices"] = [{"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229, "fileMode": 0o600}]
+    b.config["hostname"] = "vm-joined"
+    b.namespace("uts")["path"] = "/proc/1/ns/uts"
+    caps = ["CAP_KILL"]
+    b.process["capabilities"] = {"bounding": caps, "effective": caps, "permitted": caps, "ambient": caps}
+    b.add_mount("/b", "bind", str(share), ["rbind", "ro", "mode=755"])
+    cid = oci.new_id("vmmore")
+    out = tmp_path / "out"
+    res = oci("create", "--bundle", b.save().path, cid, stdout=out, timeout=VM_TIMEOUT)
+    assert res.returncode == 0, res
+    assert "can't raise ambient capability CAP_KILL" in res.stderr, res
+    group = Path(f"/sys/fs/cgroup/cpuset/isola-runtime/{cid}")
+    assert (group / "cpuset.cpus").read_text().strip() == "1"
+    assert (group / "cpuset.mems").read_text().strip() == "0"
+    oci.ok("start", cid, timeout=VM_TIMEOUT)
+    wait_for(lambda: oci.status(cid) == "stopped", timeout=VM_TIMEOUT, what="the VM container to finish")
+    lines = [line.rstrip() for line in out.read_text().splitlines()]
+    assert lines[0] == "1" and lines[1] == " shared:", lines
+    assert lines[2].split()[0] == "crw-------" and lines[2].split()[4:6] == ["10,", "229"], lines
+    assert lines[3:] == ["vm-joined", "CapAmb:\t0000000000000000", "bound"], lines
+    assert os.uname().nodename != "vm-joined"

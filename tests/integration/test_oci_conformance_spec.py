@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from bundles import RUNTIME, ConsoleReceiver, cgroup_dirs, make_bundle, oci  # noqa: F401
+from bundles import RUNTIME, ConsoleReceiver, cgroup_dirs, make_bundle, oci, wait_for  # noqa: F401
 
 
 def run(oci, b, name=None):
@@ -101,6 +101,31 @@ def test_capabilities(oci):
         assert int(status_field(status, field), 16) == 0x2000, (field, status)
 
 
+def test_ambient_capabilities_not_also_inheritable_are_a_warning(oci):
+    """`runc spec` of runc 1.1 lists ambient capabilities and no inheritable
+    ones. The kernel raises an ambient capability only if it is also
+    permitted and inheritable; runc warns about the others and goes on."""
+    b = oci.bundle("amb", "cat", "/proc/self/status")
+    caps = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]  # bits 29, 5, 10
+    b.process["capabilities"] = {"bounding": caps, "effective": caps, "permitted": caps, "ambient": caps}
+    res = run(oci, b)
+    assert res.returncode == 0, res
+    for cap in caps:
+        assert f"can't raise ambient capability {cap}" in res.stderr, res
+    assert int(status_field(res.stdout, "CapAmb"), 16) == 0
+    assert int(status_field(res.stdout, "CapEff"), 16) == 0x20000420
+
+    # runc's own case: one ambient capability inheritable, one not even permitted.
+    b.process["user"] = {"uid": 1000, "gid": 1000}
+    b.process["capabilities"] = {"bounding": caps, "effective": caps, "permitted": caps,
+                                 "inheritable": ["CAP_KILL"], "ambient": ["CAP_KILL", "CAP_CHOWN"]}
+    res = run(oci, b, "amb-user")
+    assert res.returncode == 0, res
+    assert "can't raise ambient capability CAP_CHOWN" in res.stderr and "CAP_KILL" not in res.stderr, res
+    for field in ("CapAmb", "CapEff", "CapPrm"):
+        assert int(status_field(res.stdout, field), 16) == 0x20, (field, res.stdout)
+
+
 def test_no_new_privileges(oci):
     b = oci.bundle("nnp", "cat", "/proc/self/status")
     b.process["noNewPrivileges"] = True
@@ -157,14 +182,34 @@ def test_mounts_tmpfs_and_binds(oci, tmp_path):
 
 
 def test_recursive_readonly_mount_option(oci, tmp_path):
-    """Runtime spec 1.1: "rro" makes a mount and every mount below it read-only."""
+    """Runtime spec 1.1: "rro" makes a mount and every mount below it read-only
+    (plain "ro" leaves the mounts below writable)."""
     share = tmp_path / "rro"
+    (share / "sub").mkdir(parents=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "rro-sub", str(share / "sub")], check=True, timeout=30)
+    try:
+        b = oci.bundle("rro", "sh", "-c", "touch /rro/x || echo top-ro; touch /rro/sub/x || echo sub-ro; "
+                       "touch /ro/sub/x && echo ro-sub-writable")
+        b.add_mount("/rro", "bind", str(share), ["rbind", "rro"])
+        b.add_mount("/ro", "bind", str(share), ["rbind", "ro"])
+        assert run_ok(oci, b).splitlines() == ["top-ro", "sub-ro", "ro-sub-writable"]
+        assert not (share / "x").exists()
+    finally:
+        subprocess.run(["umount", "-l", str(share / "sub")], timeout=30)
+
+
+def test_bind_mount_ignores_file_system_options(oci, tmp_path):
+    """As runc: data options (mode=, size=) do not apply to a bind mount and
+    are ignored; the flags still are applied. A recursive option isola
+    cannot apply is refused by name."""
+    share = tmp_path / "share"
     share.mkdir()
-    b = oci.bundle("rro", "sh", "-c", "touch /rro/x && echo writable")
-    b.add_mount("/rro", "bind", str(share), ["rbind", "rro"])
-    res = applied_or_refused(oci, b, "rro")
-    assert res is None or "writable" not in res.stdout, f"the rro mount is writable:\n{res}"
-    assert res is None or not (share / "x").exists()
+    (share / "f").write_text("hi\n")
+    b = oci.bundle("bindopts", "sh", "-c", "cat /b/f; touch /b/x || echo ro-refused")
+    b.add_mount("/b", "bind", str(share), ["rbind", "ro", "mode=755", "size=1k"])
+    assert run_ok(oci, b).splitlines() == ["hi", "ro-refused"]
+    b.config["mounts"][-1]["options"] = ["rbind", "ratime"]
+    assert_refused(oci, b, oci.new_id("ratime"), "mounts[", "ratime")
 
 
 def test_root_readonly(oci):
@@ -195,14 +240,54 @@ def test_masked_and_readonly_paths(oci):
     assert (b.rootfs / "etc" / "secret.txt").read_text() == "top secret\n"
 
 
+def root_mount(mountinfo):
+    """The fields before " - " of the mountinfo line of "/"."""
+    lines = [line.split(" - ")[0].split() for line in mountinfo.splitlines()]
+    return next(fields for fields in reversed(lines) if fields[4] == "/")
+
+
 def test_rootfs_propagation(oci):
-    b = oci.bundle("prop", "sh", "-c", "head -n 1 /proc/self/mountinfo")
-    b.linux["rootfsPropagation"] = "shared"
-    res = applied_or_refused(oci, b, "rootfsPropagation")
-    if res is not None:
-        fields = res.stdout.split(" - ")[0].split()
-        assert fields[4] == "/", fields
-        assert any(f.startswith("shared:") for f in fields[6:]), f"linux.rootfsPropagation was ignored: {fields}"
+    """shared makes the container's / a peer group of its own (runc applies
+    the propagation to / after pivot_root); the host's mounts are untouched."""
+    b = oci.bundle("prop", "cat", "/proc/self/mountinfo")
+    for prop, tag in (("shared", "shared:"), ("rshared", "shared:"), ("private", None), ("unbindable", "unbindable")):
+        b.linux["rootfsPropagation"] = prop
+        fields = root_mount(run_ok(oci, b, f"prop-{prop}"))
+        optional = fields[6:]
+        if tag:
+            assert any(f.startswith(tag) for f in optional), f"rootfsPropagation {prop} was ignored: {fields}"
+        else:
+            assert optional == [], fields
+    b.linux["rootfsPropagation"] = "sideways"
+    assert_refused(oci, b, oci.new_id("prop-bad"), "linux.rootfsPropagation")
+    assert str(b.path) not in Path("/proc/self/mountinfo").read_text()
+
+
+def test_rootfs_propagation_slave_receives_the_host_mounts(oci, tmp_path):
+    """slave: the host's mounts below the rootfs appear in the container,
+    the container's never reach the host."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "prop-shared", str(shared)], check=True, timeout=30)
+    try:
+        subprocess.run(["mount", "--make-shared", str(shared)], check=True, timeout=30)
+        b = make_bundle(shared / "bundle", "sleep", "1000")
+        (b.rootfs / "mnt").mkdir()
+        b.linux["rootfsPropagation"] = "rslave"
+        admin = ["CAP_SYS_ADMIN"]
+        b.process["capabilities"] = {"bounding": admin, "effective": admin, "permitted": admin}
+        cid = oci.new_id("slave")
+        oci.start_sleeper(cid, b.save())
+        root = root_mount(oci.ok("exec", cid, "cat", "/proc/self/mountinfo").stdout)
+        assert any(f.startswith("master:") for f in root[6:]), root
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "from-host", str(b.rootfs / "mnt")], check=True,
+                       timeout=30)
+        assert "from-host" in oci.ok("exec", cid, "grep", "/mnt", "/proc/self/mountinfo").stdout
+        oci.ok("exec", cid, "mount", "-t", "tmpfs", "from-container", "/tmp")
+        assert "from-container" not in Path("/proc/self/mountinfo").read_text()
+        oci.ok("delete", "--force", cid)
+    finally:
+        subprocess.run(["umount", "-R", "-l", str(shared)], timeout=30)
 
 
 # -- linux: namespaces, ids, sysctl, seccomp, resources
@@ -256,6 +341,37 @@ def test_namespace_paths_are_joined(oci):
 
     fresh = oci.bundle("fresh-netns", "ls", "/sys/class/net")
     assert run_ok(oci, fresh).split() == ["lo"]
+
+
+def test_hostname_in_a_joined_uts_namespace(oci):
+    """As runc: the hostname is set in the uts namespace the container joins
+    (a pod's); never in the host's, which runc would change too."""
+    holder = subprocess.Popen(["unshare", "--uts", "sleep", "1000"])
+    try:
+        ns = f"/proc/{holder.pid}/ns/uts"
+        wait_for(lambda: os.readlink(ns) != os.readlink("/proc/self/ns/uts"), what="the uts namespace")
+        b = oci.bundle("utsjoin", "hostname")
+        b.config["hostname"] = "joined-box"
+        b.namespace("uts")["path"] = ns
+        assert run_ok(oci, b).strip() == "joined-box"
+        seen = subprocess.run(["nsenter", f"--uts={ns}", "hostname"], capture_output=True, text=True, timeout=30)
+        assert seen.stdout.strip() == "joined-box", seen
+        host_name = os.uname().nodename
+        b.namespace("uts")["path"] = "/proc/self/ns/uts"
+        assert_refused(oci, b, oci.new_id("utshost"), "hostname", "other than the host's")
+        assert os.uname().nodename == host_name
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_a_mount_namespace_is_required(oci):
+    """runc without a mount namespace makes the container's mounts in the
+    host's and changes the propagation of the host's /: isola refuses."""
+    b = oci.bundle("nomnt", "true")
+    b.linux["namespaces"] = [n for n in b.linux["namespaces"] if n["type"] != "mount"]
+    assert_refused(oci, b, oci.new_id("nomnt"), "linux.namespaces", "mount namespace")
+    assert str(b.path) not in Path("/proc/self/mountinfo").read_text()
 
 
 def test_user_namespace_with_id_mappings(oci):
@@ -380,21 +496,33 @@ def test_systemd_cgroups_path(oci):
 
 
 @pytest.mark.parametrize("resource,value,controller,file,expected", [
-    ("cpu", {"cpus": "0"}, "cpuset", "cpuset.cpus", "0"),
+    ("cpu", {"cpus": "1"}, "cpuset", "cpuset.cpus", "1"),
+    ("cpu", {"mems": "0"}, "cpuset", "cpuset.mems", "0"),
     ("memory", {"reservation": 32 << 20}, "memory", "memory.soft_limit_in_bytes", str(32 << 20)),
     ("memory", {"swappiness": 10}, "memory", "memory.swappiness", "10"),
+    ("memory", {"disableOOMKiller": True}, "memory", "memory.oom_control", "oom_kill_disable 1"),
 ])
 def test_more_resources(oci, resource, value, controller, file, expected):
-    b = oci.bundle("res")
+    """The host's v1 group has the value; the container's process sees it in
+    its own /sys/fs/cgroup (the template's cgroup mount)."""
+    b = oci.bundle("res", "cat", f"/sys/fs/cgroup/{controller}/{file}")
     b.linux["resources"] = {resource: value}
     cid = oci.new_id("res")
-    res = oci("create", "--bundle", b.save().path, cid)
-    field = f"linux.resources.{resource}.{next(iter(value))}"
-    if res.returncode != 0 and field in res.stderr:
-        return  # refused by name
-    assert res.returncode == 0, res
-    actual = Path(f"/sys/fs/cgroup/{controller}/isola-runtime/{cid}/{file}").read_text().strip()
-    assert actual == expected, f"{field} was ignored: {file} is {actual}"
+    oci.create(cid, b.save(), stdout=oci.tmp / "res.out")
+    actual = Path(f"/sys/fs/cgroup/{controller}/isola-runtime/{cid}/{file}").read_text()
+    assert expected in actual.splitlines(), f"{resource}.{next(iter(value))} was ignored: {file} is {actual}"
+    oci.ok("start", cid)
+    wait_for(lambda: oci.status(cid) == "stopped", what="the container to finish")
+    assert expected in (oci.tmp / "res.out").read_text().splitlines()
+
+
+def test_cpuset_pins_the_process(oci):
+    b = oci.bundle("cpuset", "grep", "Cpus_allowed_list", "/proc/self/status")
+    b.linux["resources"] = {"cpu": {"cpus": "1", "mems": "0"}}
+    assert run_ok(oci, b).split() == ["Cpus_allowed_list:", "1"]
+    for field, value in (("cpus", "7-9"), ("mems", "5"), ("cpus", "1-")):
+        b.linux["resources"] = {"cpu": {field: value}}
+        assert_refused(oci, b, oci.new_id(f"cpuset-{field}"), f"linux.resources.cpu.{field}")
 
 
 def test_device_cgroup_denies_unlisted_devices(oci):
@@ -408,6 +536,31 @@ def test_device_cgroup_denies_unlisted_devices(oci):
     b.process["capabilities"] = {"bounding": caps, "effective": caps, "permitted": caps}
     res = applied_or_refused(oci, b, "linux.resources.devices")
     assert res is None or res.stdout == "denied\n", f"a device outside the allowed list could be opened:\n{res}"
+
+
+def test_extra_device_nodes(oci):
+    """linux.devices: made with their type, numbers, mode and owner; usable
+    only as linux.resources.devices allows (runc adds no rule for them)."""
+    assert os.path.exists("/dev/fuse"), "the host has no /dev/fuse to try"
+    b = oci.bundle("devs", "sh", "-c", "ls -ln /dev/fuse /dev/made/up /dev/pipe; "
+                   "if (exec 3<>/dev/fuse) 2>/dev/null; then echo opened; else echo denied; fi")
+    b.linux["devices"] = [
+        {"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229},
+        {"path": "/dev/made/up", "type": "b", "major": 99, "minor": 7, "fileMode": 0o640, "uid": 1000, "gid": 1001},
+        {"path": "/dev/pipe", "type": "p", "fileMode": 0o600},
+    ]
+    lines = run_ok(oci, b).splitlines()
+    listed = {line.split()[-1]: line.split() for line in lines[:3]}
+    assert listed["/dev/fuse"][0] == "crw-rw-rw-" and listed["/dev/fuse"][4:6] == ["10,", "229"], lines
+    assert listed["/dev/made/up"][0] == "brw-r-----" and listed["/dev/made/up"][2:6] == ["1000", "1001", "99,", "7"]
+    assert listed["/dev/pipe"][0] == "prw-------", lines
+    assert lines[3] == "denied", lines  # the template denies every device but the defaults
+
+    b.linux["resources"]["devices"].append({"allow": True, "type": "c", "major": 10, "minor": 229, "access": "rw"})
+    assert run_ok(oci, b, "devs-allowed").splitlines()[3] == "opened"
+
+    b.linux["devices"] = [{"path": "/dev/", "type": "c", "major": 1, "minor": 3}]
+    assert_refused(oci, b, oci.new_id("devs-bad"), "linux.devices[0]")
 
 
 # -- hooks
@@ -490,7 +643,6 @@ def test_failing_poststart_hook_is_a_warning(oci, tmp_path):
 
 
 @pytest.mark.parametrize("field,value,words", [
-    ("linux.devices", [{"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229}], ["linux.devices"]),
     ("linux.intelRdt", {"closID": "x"}, ["linux.intelRdt"]),
     ("linux.personality", {"domain": "LINUX32"}, ["linux.personality"]),
     ("hooks.createContainer", [{"path": "/bin/true"}], ["createContainer"]),

@@ -537,7 +537,7 @@ TEST_F(Container, JoinsNamespacesByPath) {
   const std::string ns = "/proc/" + std::to_string(first->pid) + "/ns/";
 
   RuntimeSpec s = shell("cat /proc/1/comm; echo $$; hostname");
-  s.hostname.clear();  // the uts namespace is not ours to name
+  s.hostname.clear();  // the joined uts namespace keeps its name
   s.linux.namespaces = {{"pid", ns + "pid"}, {"uts", ns + "uts"}, {"network", ns + "net"}, {"ipc", ""}, {"mount", ""}};
   Finished r = must_run(s);
   EXPECT_EQ(r.out.substr(0, 6), "sleep\n") << r.out;
@@ -549,7 +549,12 @@ TEST_F(Container, JoinsNamespacesByPath) {
   ASSERT_GT(::readlink("/proc/self/ns/pid_for_children", b, sizeof b - 1), 0);
   EXPECT_STREQ(a, b);
 
+  // As runc: the hostname is set in the uts namespace joined, unless that
+  // is the host's.
   s.hostname = "renamed";
+  Finished renamed = must_run(s);
+  EXPECT_EQ(renamed.out.substr(renamed.out.rfind('\n', renamed.out.size() - 2) + 1), "renamed\n");
+  s.linux.namespaces[1].path = "/proc/self/ns/uts";
   EXPECT_FALSE(run(s));
   ::kill(first->pid, SIGKILL);
   reap(first->pid);

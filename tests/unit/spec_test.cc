@@ -39,7 +39,7 @@ const char* kFullConfig = R"({
     "gidMappings": [{"containerID": 0, "hostID": 100000, "size": 65536}],
     "resources": {
       "memory": {"limit": 536870912, "swap": -1},
-      "cpu": {"shares": 512, "quota": 50000, "period": 100000},
+      "cpu": {"shares": 512, "quota": 50000, "period": 100000, "cpus": "0-1", "mems": "0"},
       "pids": {"limit": 100},
       "devices": [{"allow": false, "access": "rwm"}]
     },
@@ -57,7 +57,9 @@ const char* kFullConfig = R"({
         {"names": ["mkdir"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13}
       ]
     },
-    "sysctl": {"net.ipv4.ip_forward": "1"}
+    "sysctl": {"net.ipv4.ip_forward": "1"},
+    "devices": [{"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229, "fileMode": 384, "uid": 5, "gid": 6}],
+    "rootfsPropagation": "rslave"
   },
   "annotations": {"org.example": "yes"}
 })";
@@ -119,7 +121,26 @@ TEST(Spec, ReadsEveryField) {
   EXPECT_EQ(s.linux.seccomp->syscalls[1].args[0].op, "SCMP_CMP_EQ");
   EXPECT_EQ(s.linux.seccomp->syscalls[2].errno_ret, 13u);
   EXPECT_EQ(s.linux.sysctl.at("net.ipv4.ip_forward"), "1");
+  EXPECT_EQ(s.linux.resources.cpuset_cpus, "0-1");
+  EXPECT_EQ(s.linux.resources.cpuset_mems, "0");
+  ASSERT_EQ(s.linux.devices.size(), 1u);
+  EXPECT_EQ(s.linux.devices[0].path, "/dev/fuse");
+  EXPECT_EQ(s.linux.devices[0].type, 'c');
+  EXPECT_EQ(s.linux.devices[0].minor, 229);
+  EXPECT_EQ(s.linux.devices[0].file_mode, 0600u);
+  EXPECT_EQ(s.linux.devices[0].gid, 6u);
+  EXPECT_EQ(s.linux.rootfs_propagation, "rslave");
   EXPECT_EQ(s.annotations.at("org.example"), "yes");
+}
+
+TEST(Spec, DeviceNodesNameTheWrongField) {
+  Json j = minimal();
+  j["linux"]["devices"] = parse(R"([{"path": "/dev/x", "type": "q", "major": 1, "minor": 1}])");
+  EXPECT_NE(error_for(j).find("linux.devices[0].type"), std::string::npos) << error_for(j);
+  j["linux"]["devices"] = parse(R"([{"path": "dev/x", "type": "c", "major": 1, "minor": 1}])");
+  EXPECT_NE(error_for(j).find("linux.devices[0].path"), std::string::npos) << error_for(j);
+  j["linux"]["devices"] = parse(R"([{"path": "/dev/x", "type": "c", "major": 1, "minor": 1, "fileMode": 65535}])");
+  EXPECT_NE(error_for(j).find("linux.devices[0].fileMode"), std::string::npos) << error_for(j);
 }
 
 TEST(Spec, WritesWhatItReads) {
