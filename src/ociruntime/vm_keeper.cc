@@ -349,20 +349,20 @@ Result<void> lend_host_namespaces(KeeperRequest& req) {
 }
 
 // The keeper stands in for the guest process in the host's view of
-// namespaces too: it lives in the network and UTS namespaces the spec
-// joins, and in a UTS namespace of its own named as the spec says. An
-// engine names a pod's namespaces for the pod's other containers by the
-// sandbox process's /proc entries (containerd: /proc/PID/ns/net), and
-// that process is this keeper.
+// namespaces too: it lives in the network namespace the spec joins, and in
+// a UTS namespace of its own named as the spec says. An engine names a
+// pod's namespaces for the pod's other containers by the sandbox process's
+// /proc entries (containerd: /proc/PID/ns/net), and that process is this
+// keeper. (A UTS namespace the spec joins lends the guest its name; the
+// keeper stays out of it, whoever's it is.)
 struct KeeperNamespaces {
-  UniqueFd net, uts;
+  UniqueFd net;
   bool new_uts = false;
 
   static Result<KeeperNamespaces> of(const RuntimeSpec& spec) {
     KeeperNamespaces k;
     for (const NamespaceSpec& ns : spec.linux.namespaces) {
       if (ns.type == "network" && !ns.path.empty()) k.net = TRY(open_path(ns.path, O_RDONLY));
-      if (ns.type == "uts" && !ns.path.empty()) k.uts = TRY(open_path(ns.path, O_RDONLY));
       if (ns.type == "uts" && ns.path.empty()) k.new_uts = true;
     }
     return k;
@@ -370,7 +370,6 @@ struct KeeperNamespaces {
   // In the keeper, a new process (no threads) made with clone_flags().
   Result<void> enter(const std::string& hostname) const {
     if (net && ::setns(net.get(), CLONE_NEWNET) != 0) return fail(sys_error("join network namespace", "VM keeper"));
-    if (uts && ::setns(uts.get(), CLONE_NEWUTS) != 0) return fail(sys_error("join UTS namespace", "VM keeper"));
     if (new_uts && !hostname.empty() && ::sethostname(hostname.data(), hostname.size()) != 0)
       return fail(sys_error("sethostname", hostname));
     return {};

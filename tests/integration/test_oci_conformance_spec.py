@@ -669,6 +669,8 @@ def test_terminal_through_console_socket(oci, tmp_path):
         receiver.wait_master()
         pid = oci.state(cid)["pid"]
         oci.ok("start", cid)
+        # Typed once `tty` has answered: the terminal echoes what is typed.
+        wait_for(lambda: b"\n" in receiver.output, 30, what="the container's tty line")
         receiver.write(b"hello\n")
         output = receiver.wait_closed()
         assert output.splitlines()[0].strip() == "/dev/pts/0", output
