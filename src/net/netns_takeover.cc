@@ -1,13 +1,9 @@
 #include "net/netns_takeover.h"
 
 #include <fcntl.h>
-#include <linux/if.h>
-#include <linux/if_tun.h>
-#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <cstdio>
 
 #include "common/fs.h"
 #include "common/log.h"

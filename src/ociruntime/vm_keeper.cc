@@ -314,8 +314,6 @@ void reap_monitor() {
   ::_exit(code & 0xff);
 }
 
-}  // namespace
-
 // A VM never takes over the network namespace of the host or of its
 // caller (the engine's): only a namespace made for the container.
 Result<void> check_not_host_network(const std::string& path) {
@@ -376,6 +374,8 @@ struct KeeperNamespaces {
   }
   unsigned long clone_flags() const { return new_uts ? CLONE_NEWUTS : 0; }
 };
+
+}  // namespace
 
 Result<Keeper> launch_vm_keeper(KeeperRequest req) {
   TRYV(check_pod_network(req.spec));
