@@ -58,7 +58,8 @@ Result<void> set_sysctls(const std::map<std::string, std::string>& sysctls) {
 struct Agent::Proc {
   uint32_t stream = 0;
   pid_t pid = -1;
-  bool init = false;
+  bool init = false;    // the VM's first container's
+  bool member = false;  // a pod's further container's
   bool tty = false;
   UniqueFd in, out, err;
   std::string in_buf;
@@ -245,6 +246,7 @@ void Agent::handle_frame(const AgentFrame& f) {
 }
 
 void Agent::on_create(const AgentFrame& f) {
+  if (f.stream != kInitStream) return on_create_member(f);
   if (container_) {
     send_error(f.stream, sys_error(EEXIST, "create", "container"));
     return;
@@ -339,6 +341,76 @@ void Agent::on_create(const AgentFrame& f) {
   send(AgentMsg::started, f.stream, started_payload(spawned->pid, boottime_ms()));
 }
 
+// A further container of the pod whose first container is the VM's: its
+// files are in the pod share already (the host put them there), it joins
+// the first container's namespaces that its spec names "pod", and has a
+// cgroup of its own.
+void Agent::on_create_member(const AgentFrame& f) {
+  auto fail_with = [&](Error e) { send_error(f.stream, e); };
+  if (!container_) {
+    Error e = sys_error(ESRCH, "create pod member", "");
+    e.detail = "the pod's first container has not been created";
+    return fail_with(e);
+  }
+  if (find(f.stream) || members_.count(f.stream))
+    return fail_with(sys_error(EEXIST, "create pod member", "stream " + std::to_string(f.stream)));
+  auto req = parse_create_request(f.payload);
+  if (!req) return fail_with(req.error());
+  if (!req->shares.empty() || req->network)
+    return fail_with(make_error("create pod member", req->id, "a pod member brings no shares and no network"));
+  RuntimeSpec& spec = req->spec;
+  if (auto r = join_pod_namespaces(spec, container_->init_pid); !r) return fail_with(r.error());
+  bool has_proc = std::any_of(spec.mounts.begin(), spec.mounts.end(),
+                              [](const MountSpec& m) { return m.destination == "/proc"; });
+  if (!boot_id_file_.empty() && has_proc)
+    spec.mounts.push_back({"/proc/sys/kernel/random/boot_id", "bind", boot_id_file_, {"bind", "ro"}});
+  if (req->seccomp_program)
+    if (auto r = remember_seccomp(*spec.linux.seccomp, std::move(*req->seccomp_program)); !r) return fail_with(r.error());
+  auto stdio = make_stdio(req->tty, req->interactive);
+  if (!stdio) return fail_with(stdio.error());
+  SpawnOptions so;
+  so.id = req->id;
+  kmsg("creating pod member " + so.id);
+  auto spawned = spawn_container(spec, so, stdio->fds);
+  if (!spawned) return fail_with(spawned.error());
+  if (stdio->console_sock) {
+    if (auto r = receive_master(*stdio, req->size); !r) {
+      ::kill(spawned->pid, SIGKILL);
+      while (::waitpid(spawned->pid, nullptr, 0) < 0 && errno == EINTR) {
+      }
+      return fail_with(r.error());
+    }
+  }
+  auto p = std::make_unique<Proc>();
+  p->stream = f.stream;
+  p->pid = spawned->pid;
+  p->member = true;
+  p->tty = req->tty;
+  p->in = std::move(stdio->in);
+  p->out = std::move(stdio->out);
+  p->err = std::move(stdio->err);
+  procs_[f.stream] = std::move(p);
+  members_[f.stream] = std::make_unique<Container>(Container{req->id, std::move(req->spec), spawned->pid});
+  send(AgentMsg::started, f.stream, started_payload(spawned->pid, boottime_ms()));
+}
+
+// A pod member's init has exited: what else runs in its cgroup goes with
+// it, as with a container of its own.
+void Agent::finish_member(Proc& p) {
+  bool oom = false;
+  if (auto it = members_.find(p.stream); it != members_.end()) {
+    const std::string& path = it->second->spec.linux.cgroups_path;
+    if (!path.empty()) {
+      if (auto cg = Cgroup::open(path)) {
+        if (auto killed = cg->oom_killed()) oom = *killed;
+        (void)cg->destroy();  // kills what is left first
+      }
+    }
+    members_.erase(it);
+  }
+  send(AgentMsg::exit, p.stream, exit_payload(exit_code_from_status(p.status), oom));
+}
+
 void Agent::on_exec(const AgentFrame& f) {
   if (!container_) {
     Error e = sys_error(ESRCH, "exec in container", "");
@@ -362,7 +434,18 @@ void Agent::on_exec(const AgentFrame& f) {
     send_error(f.stream, stdio.error());
     return;
   }
-  auto pid = exec_in_container(container_->init_pid, container_->spec, req->process, stdio->fds);
+  const Container* target = container_.get();
+  if (req->container != 0 && req->container != kInitStream) {
+    auto member = members_.find(req->container);
+    if (member == members_.end()) {
+      Error e = sys_error(ESRCH, "exec in container", "stream " + std::to_string(req->container));
+      e.detail = "no pod member runs on this stream";
+      send_error(f.stream, e);
+      return;
+    }
+    target = member->second.get();
+  }
+  auto pid = exec_in_container(target->init_pid, target->spec, req->process, stdio->fds);
   if (!pid) {
     send_error(f.stream, pid.error());
     return;
@@ -572,6 +655,7 @@ void Agent::finish_exited() {
       }
     }
     if (p.init) finish_init(p);
+    else if (p.member) finish_member(p);
     else send(AgentMsg::exit, p.stream, exit_payload(exit_code_from_status(p.status), false));
     it = procs_.erase(it);
   }

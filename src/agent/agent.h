@@ -78,6 +78,8 @@ class Agent {
 
   void handle_frame(const AgentFrame& f);
   void on_create(const AgentFrame& f);
+  void on_create_member(const AgentFrame& f);
+  void finish_member(Proc& p);
   void on_exec(const AgentFrame& f);
   void on_stdin(const AgentFrame& f, bool eof);
   void on_resize(const AgentFrame& f);
@@ -110,6 +112,8 @@ class Agent {
   std::optional<Clock::time_point> host_retry_;  // the host hung up: try again then
   std::map<uint32_t, std::unique_ptr<Proc>> procs_;
   std::unique_ptr<Container> container_;
+  // A pod's further containers, by the stream of their init.
+  std::map<uint32_t, std::unique_ptr<Container>> members_;
   Phase phase_ = Phase::serving;
   std::string boot_id_file_;  // a clone's own boot ID, bound over the container's
 

@@ -186,7 +186,27 @@ Result<ExecRequest> parse_exec_request(std::string_view payload) {
   if (req.process.args.empty()) return fail(request_error(what, "the process has no args"));
   TRYV(read_bool(j, "interactive", what, req.interactive));
   TRYV(read_size(j, what, req.size));
+  if (j.contains("container")) {
+    const Json& c = j["container"];
+    if (!c.is_number_unsigned() || c.get<uint64_t>() > UINT32_MAX)
+      return fail(request_error(what, "\"container\" must be a stream number"));
+    req.container = c.get<uint32_t>();
+  }
   return req;
+}
+
+Result<void> join_pod_namespaces(RuntimeSpec& spec, pid_t pod_init) {
+  static const std::map<std::string, std::string> proc_names = {
+      {"network", "net"}, {"ipc", "ipc"}, {"uts", "uts"}, {"pid", "pid"}};
+  for (NamespaceSpec& ns : spec.linux.namespaces) {
+    if (ns.path.empty()) continue;
+    auto name = proc_names.find(ns.type);
+    if (ns.path != "pod" || name == proc_names.end())
+      return fail(request_error("create", "a pod member may join only the pod's network, IPC, UTS and PID "
+                                          "namespaces (path \"pod\"), not " + ns.type + " at " + ns.path));
+    ns.path = "/proc/" + std::to_string(pod_init) + "/ns/" + name->second;
+  }
+  return {};
 }
 
 Result<WindowSize> parse_resize(std::string_view payload) {
@@ -227,7 +247,7 @@ Result<void> check_host_frame(const AgentFrame& frame) {
   };
   switch (frame.type) {
     case AgentMsg::create:
-      if (frame.stream != 1) return bad("create is sent on stream 1");
+      if (frame.stream == 0) return bad("create is sent on stream 1, or on a new stream for a pod's further container");
       return {};
     case AgentMsg::exec:
       if (frame.stream < 2) return bad("exec is sent on a new stream numbered 2 or more");

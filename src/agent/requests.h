@@ -51,7 +51,17 @@ struct ExecRequest {
   ProcessSpec process;  // process.terminal asks for a pty
   bool interactive = false;
   WindowSize size;
+  // The container to run it in: the stream of a pod member's init; 0 (or
+  // absent) is the VM's first container.
+  uint32_t container = 0;
 };
+
+// A pod member's namespaces (a create on a stream numbered 2 or more): a
+// namespace whose path is "pod" is the pod's, joined through the first
+// container's init, `pod_init`; every other namespace is new. A path to
+// anything else is refused, since the host's paths mean nothing in the
+// guest.
+Result<void> join_pod_namespaces(RuntimeSpec& spec, pid_t pod_init);
 
 // Where shares may be mounted: the agent's own mounts (/proc, /dev, ...)
 // must stay out of the host's reach.
@@ -81,7 +91,8 @@ Result<Resources> parse_update_request(std::string_view payload);
 
 // Whether the host may send this frame type on this stream. Stream 0 is
 // control (ps, shutdown, error), 1 the container's init (create, and the
-// per-process messages), 2 and up exec'd processes.
+// per-process messages), 2 and up exec'd processes and the inits of a
+// pod's further containers (create).
 Result<void> check_host_frame(const AgentFrame& frame);
 
 std::string error_payload(const Error& e);

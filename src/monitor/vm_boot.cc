@@ -315,18 +315,9 @@ void VmMonitor::stop_worker() {
   remove_worker_cgroup(worker_config_);
 }
 
-Result<void> VmMonitor::create_container() {
-  if (created_) return {};
-  created_ = true;
-  VmPlan plan = TRY(VmPlan::from_json(TRY(parse_json(TRY(read_file(store_.vm_path(rec_.id))), "vm.json"))));
-  Json shares = Json::array();
-  for (const VmShare& s : plan.shares) shares.push_back({{"tag", s.tag}, {"path", s.guest_path}});
-  Json create = {{"spec", spec_},           {"shares", shares}, {"tty", rec_.tty},
-                 {"interactive", rec_.interactive}, {"rows", rows_},    {"cols", cols_}};
-  if (nic_) create["network"] = {{"mac", nic_->mac}, {"address", nic_->address}, {"gateway", nic_->gateway}};
-  // The filter is compiled here, where it is fast and cached, not in the
-  // guest, where compiling runs under emulation.
-  RuntimeSpec guest_spec = TRY(RuntimeSpec::from_json(spec_));
+Result<Json> agent_create_payload(const Json& spec, bool tty, bool interactive, int rows, int cols) {
+  Json create = {{"spec", spec}, {"tty", tty}, {"interactive", interactive}, {"rows", rows}, {"cols", cols}};
+  RuntimeSpec guest_spec = TRY(RuntimeSpec::from_json(spec));
   if (guest_spec.linux.seccomp) {
     std::string bytes = seccomp_program_bytes(TRY(compile_seccomp(*guest_spec.linux.seccomp)));
     static const char digits[] = "0123456789abcdef";
@@ -338,6 +329,18 @@ Result<void> VmMonitor::create_container() {
     }
     create["seccomp_bpf"] = std::move(hex);
   }
+  return create;
+}
+
+Result<void> VmMonitor::create_container() {
+  if (created_) return {};
+  created_ = true;
+  VmPlan plan = TRY(VmPlan::from_json(TRY(parse_json(TRY(read_file(store_.vm_path(rec_.id))), "vm.json"))));
+  Json shares = Json::array();
+  for (const VmShare& s : plan.shares) shares.push_back({{"tag", s.tag}, {"path", s.guest_path}});
+  Json create = TRY(agent_create_payload(spec_, rec_.tty, rec_.interactive, rows_, cols_));
+  create["shares"] = std::move(shares);
+  if (nic_) create["network"] = {{"mac", nic_->mac}, {"address", nic_->address}, {"gateway", nic_->gateway}};
   int64_t t0 = mono_ms();
   TRYV(send(AgentMsg::create, kInitStream, create.dump()));
   for (;;) {

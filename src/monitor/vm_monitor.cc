@@ -38,7 +38,15 @@ Client* VmMonitor::client_for(uint32_t stream) {
 // Clients are found by fd, and the next client to connect may get the
 // same number: what a closed client was waiting for must not reach it (an
 // exec's output and exit, a ps reply).
+//
+// A pod member lives as long as its host stand-in's session: when that
+// goes (killed, say), so does the member's init in the guest.
 void VmMonitor::forget_client(const Client& c) {
+  for (const auto& [id, stream] : members_) {
+    auto it = stream_fd_.find(stream);
+    if (it != stream_fd_.end() && it->second == c.fd.get())
+      (void)send(AgentMsg::signal, stream, Json{{"signal", SIGKILL}}.dump());
+  }
   std::erase_if(stream_fd_, [&](const auto& entry) { return entry.second == c.fd.get(); });
   if (ps_client_fd_ == c.fd.get()) ps_client_fd_ = -1;
   if (update_client_fd_ == c.fd.get()) update_client_fd_ = -1;
@@ -66,9 +74,10 @@ void VmMonitor::on_agent_frame(const AgentFrame& f) {
       if (f.stream == kInitStream) {
         agent_reported_exit_ = true;
         finish(exit.exit_code, exit.oom_killed, "");
-      } else if (Client* c = client_for(f.stream)) {
-        queue_frame(*c, FrameType::exit, Json{{"exit_code", exit.exit_code}}.dump());
+      } else {
+        if (Client* c = client_for(f.stream)) queue_frame(*c, FrameType::exit, Json{{"exit_code", exit.exit_code}}.dump());
         stream_fd_.erase(f.stream);
+        std::erase_if(members_, [&](const auto& m) { return m.second == f.stream; });
       }
       return;
     }
@@ -86,6 +95,7 @@ void VmMonitor::on_agent_frame(const AgentFrame& f) {
       if (Client* c = client_for(f.stream)) {
         queue_frame(*c, FrameType::error, f.payload);
         stream_fd_.erase(f.stream);
+        std::erase_if(members_, [&](const auto& m) { return m.second == f.stream; });
       } else {
         log_debug("agent error on stream {}: {}", f.stream, f.payload);
       }
@@ -118,8 +128,22 @@ void VmMonitor::on_client_frame(Client& c, const Frame& f) {
       }
       queue_frame(c, FrameType::started, "");
     } else if (op == "signal") {
-      auto r = send(AgentMsg::signal, kInitStream, Json{{"signal", static_cast<int>(json_int_or(*req, "signal", 15))}}.dump());
+      uint32_t stream = kInitStream;
+      if (std::string member = json_string_or(*req, "member"); !member.empty()) {
+        auto it = members_.find(member);
+        if (it == members_.end()) {
+          queue_frame(c, FrameType::reply, Json{{"ok", false}, {"message", "no such pod member runs"}}.dump());
+          return;
+        }
+        stream = it->second;
+      }
+      auto r = send(AgentMsg::signal, stream, Json{{"signal", static_cast<int>(json_int_or(*req, "signal", 15))}}.dump());
       queue_frame(c, FrameType::reply, Json{{"ok", bool(r)}}.dump());
+    } else if (op == "member") {
+      create_member(c, *req);
+    } else if (op == "worker") {
+      // Where a pod member's files go: QEMU's mount namespace (vm/pod_share.h).
+      queue_frame(c, FrameType::reply, Json{{"ok", qemu_ > 0 && !qemu_gone_}, {"pid", qemu_}}.dump());
     } else if (op == "ps") {
       ps_client_fd_ = c.fd.get();
       if (!send(AgentMsg::ps, 0, "{}")) queue_frame(c, FrameType::reply, Json{{"error", "agent unreachable"}}.dump());
@@ -138,6 +162,15 @@ void VmMonitor::on_client_frame(Client& c, const Frame& f) {
         exec["rows"] = static_cast<unsigned short>(json_int_or(*req, "rows", 24));
         exec["cols"] = static_cast<unsigned short>(json_int_or(*req, "cols", 80));
       }
+      if (std::string member = json_string_or(*req, "member"); !member.empty()) {
+        auto it = members_.find(member);
+        if (it == members_.end()) {
+          stream_fd_.erase(stream);
+          queue_frame(c, FrameType::error, Json{{"message", "pod member " + member + " is not running"}}.dump());
+          return;
+        }
+        exec["container"] = it->second;
+      }
       if (!send(AgentMsg::exec, stream, exec.dump()))
         queue_frame(c, FrameType::error, Json{{"message", "the guest agent is unreachable"}}.dump());
     } else {
@@ -152,6 +185,33 @@ void VmMonitor::on_client_frame(Client& c, const Frame& f) {
     case FrameType::stdin_eof: (void)send(AgentMsg::stdin_eof, stream, ""); return;
     case FrameType::resize: (void)send(AgentMsg::resize, stream, f.payload); return;
     default: c.closed = true;
+  }
+}
+
+// A further container of the pod whose first container this VM runs
+// (isola-runtime has put its files in the pod share): created and started
+// at once, on a stream of its own, driven by the client as an exec is.
+void VmMonitor::create_member(Client& c, const Json& req) {
+  std::string id = json_string_or(req, "id");
+  auto refuse = [&](const std::string& why) {
+    queue_frame(c, FrameType::error, Json{{"message", "create pod member " + id + ": " + why}}.dump());
+  };
+  if (!created_ || exited_) return refuse("the pod's first container is not running");
+  if (id.empty() || members_.count(id)) return refuse("no ID, or one that runs already");
+  Json spec = req.value("spec", Json::object());
+  bool tty = spec.value("process", Json::object()).value("terminal", false);
+  auto payload = agent_create_payload(spec, tty, json_bool_or(req, "stdin", false),
+                                      static_cast<int>(json_int_or(req, "rows", 24)),
+                                      static_cast<int>(json_int_or(req, "cols", 80)));
+  if (!payload) return refuse(payload.error().message());
+  uint32_t stream = next_stream_++;
+  c.stream = stream;
+  stream_fd_[stream] = c.fd.get();
+  members_[id] = stream;
+  if (!send(AgentMsg::create, stream, payload->dump())) {
+    stream_fd_.erase(stream);
+    members_.erase(id);
+    refuse("the guest agent is unreachable");
   }
 }
 

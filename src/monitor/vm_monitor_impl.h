@@ -25,7 +25,6 @@
 namespace isola::vm_monitor_detail {
 
 constexpr int kBootTimeoutMs = 180000;  // TCG on a loaded machine is slow
-constexpr uint32_t kInitStream = 1;
 
 inline int64_t mono_ms() {
   struct timespec ts;
@@ -40,6 +39,11 @@ inline std::string console_tail(const std::string& path) {
   std::string t = text->size() > 600 ? text->substr(text->size() - 600) : *text;
   return " (guest console: ..." + t + ")";
 }
+
+// What the agent's create frame carries for a container: its spec, its
+// stdio and, compiled here where it is fast and cached rather than in the
+// guest under emulation, its seccomp filter.
+Result<Json> agent_create_payload(const Json& spec, bool tty, bool interactive, int rows, int cols);
 
 class VmMonitor {
  public:
@@ -67,6 +71,7 @@ class VmMonitor {
   Result<void> connect_agent(const VmConfig& config);
   Result<AgentFrame> wait_frame(int timeout_ms);
   Result<void> create_container();
+  void create_member(Client& c, const Json& req);
   Result<void> send(AgentMsg type, uint32_t stream, std::string_view payload);
   void on_agent_frame(const AgentFrame& f);
   void on_client_frame(Client& c, const Frame& f);
@@ -84,7 +89,8 @@ class VmMonitor {
   UniqueFd listen_, sigfd_, log_, agent_;
   AgentFrameReader reader_;
   std::vector<Client> clients_;
-  std::map<uint32_t, int> stream_fd_;  // exec stream → client fd
+  std::map<uint32_t, int> stream_fd_;  // exec or pod member stream → client fd
+  std::map<std::string, uint32_t> members_;  // a pod's further containers: ID → stream of their init
   int ps_client_fd_ = -1;
   int update_client_fd_ = -1;  // isola update waiting for the agent's update_reply
   uint32_t next_stream_ = 2;

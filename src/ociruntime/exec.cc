@@ -82,7 +82,7 @@ Result<int> cmd_exec(const Context& ctx, const Args& args, size_t begin) {
 
   if (info.backend == Backend::vm) {
     pid_t relay = ::getpid();
-    VmExec req{info.keeper_socket, proc, console.get(), p.has("detach")};
+    VmExec req{info.keeper_socket, info.pod_sandbox.empty() ? "" : info.id, proc, console.get(), p.has("detach")};
     if (req.detach) {
       TRY(exec_in_vm(req, &relay));
       if (p.has("pid-file")) TRYV(write_pid_file(p.get("pid-file"), relay));

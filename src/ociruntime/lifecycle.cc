@@ -17,6 +17,7 @@
 #include "ociruntime/hooks.h"
 #include "ociruntime/runtime.h"
 #include "net/netns_takeover.h"
+#include "ociruntime/pod_member.h"
 #include "ociruntime/vm_keeper.h"
 #include "runtime/cgroup.h"
 #include "runtime/container.h"
@@ -44,12 +45,32 @@ struct Created {
   pid_t pid = -1;
 };
 
+// The VM of pod sandbox `sandbox`, a container of this root.
+Result<PodVm> pod_vm(const StateRoot& root, const std::string& sandbox) {
+  auto info = root.load(sandbox);
+  if (!info || info->backend != Backend::vm || !info->pod_sandbox.empty() || info->keeper_socket.empty())
+    return fail(make_error("create container", sandbox,
+                           "the pod's sandbox is not a VM container of this runtime root: a pod's containers run "
+                           "in its sandbox's VM, so the sandbox must use the same (VM) runtime class"));
+  if (status_of(*info, root.start_socket(sandbox)) != "running")
+    return fail(make_error("create container", sandbox, "the pod's sandbox is not running"));
+  return PodVm{info->pid, info->keeper_socket};
+}
+
+// The VM of a pod's further container: keeper -1 once the sandbox is gone.
+PodVm pod_vm_of(const StateRoot& root, const ContainerInfo& member) {
+  auto info = root.load(member.pod_sandbox);
+  bool alive = info && process_matches(info->pid, info->pid_start);
+  return PodVm{alive ? info->pid : -1, member.keeper_socket};
+}
+
 // What a container holds on the host once its processes are gone: the
 // cgroup, the VM's run directory, the state directory.
 Result<void> release(const StateRoot& root, const ContainerInfo& info) {
   if (!info.cgroup_path.empty())
     if (auto cg = Cgroup::open(info.cgroup_path)) TRYV(cg->destroy());
-  if (!info.keeper_socket.empty()) (void)remove_tree(info.keeper_socket.substr(0, info.keeper_socket.rfind('/')));
+  if (!info.pod_sandbox.empty()) remove_pod_member(info.id, pod_vm_of(root, info));  // the run directory is the pod's
+  else if (!info.keeper_socket.empty()) (void)remove_tree(info.keeper_socket.substr(0, info.keeper_socket.rfind('/')));
   give_back_recorded(root.takeover_path(info.id));  // when the monitor could not (killed with its keeper)
   (void)::umount2(root.netns_pin(info.id).c_str(), MNT_DETACH);
   return root.remove(info.id);
@@ -106,7 +127,14 @@ Result<void> create_in(const StateRoot& root, const Context& ctx, const ParsedAr
     Cgroup cg = TRY(Cgroup::create(b.spec.linux.cgroups_path, host_side));
     info.cgroup_path = cg.path();
     KeeperRequest kr{id,        root.dir(id), root.start_socket(id), root.takeover_path(id), root.netns_pin(id),
-                     cg.path(), b.spec,       console.get(),         preserve};
+                     cg.path(), b.spec,       console.get(),         preserve, {}, {}};
+    if (std::string sandbox = pod_sandbox_id(b.spec); !sandbox.empty()) {
+      PodVm vm = TRY(pod_vm(root, sandbox));
+      kr.pod_socket = vm.monitor_socket;
+      info.pod_sandbox = sandbox;
+      info.keeper_socket = vm.monitor_socket;
+      kr.member_spec = TRY(add_pod_member(id, b.spec, vm)).guest_spec;
+    }
     Keeper k = TRY(launch_vm_keeper(kr));
     info.pid = k.pid;
     info.keeper_socket = k.monitor_socket;

@@ -14,7 +14,7 @@ namespace isola::oci {
 Json ContainerInfo::to_json() const {
   Json ann = Json::object();
   for (const auto& [k, v] : annotations) ann[k] = v;
-  return {{"id", id},
+  Json j = {{"id", id},
           {"bundle", bundle},
           {"rootfs", rootfs},
           {"backend", backend == Backend::vm ? "vm" : "process"},
@@ -24,6 +24,8 @@ Json ContainerInfo::to_json() const {
           {"created_ns", created_ns},
           {"annotations", ann},
           {"keeper_socket", keeper_socket}};
+  if (!pod_sandbox.empty()) j["pod_sandbox"] = pod_sandbox;
+  return j;
 }
 
 Result<ContainerInfo> ContainerInfo::from_json(const Json& j) {
@@ -41,6 +43,7 @@ Result<ContainerInfo> ContainerInfo::from_json(const Json& j) {
     for (const auto& [k, v] : it->items())
       if (v.is_string()) c.annotations[k] = v.get<std::string>();
   c.keeper_socket = json_string_or(j, "keeper_socket");
+  c.pod_sandbox = json_string_or(j, "pod_sandbox");
   return c;
 }
 

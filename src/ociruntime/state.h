@@ -30,8 +30,10 @@ struct ContainerInfo {
   std::string cgroup_path;   // relative to the cgroup roots; empty: none
   int64_t created_ns = 0;
   std::map<std::string, std::string> annotations;
-  // VM isolation: the keeper's control socket.
+  // VM isolation: the keeper's control socket (for a pod's further
+  // container, the pod VM's: its sandbox's).
   std::string keeper_socket;
+  std::string pod_sandbox;  // a pod's further container in its sandbox's VM: the sandbox's ID
 
   Json to_json() const;
   static Result<ContainerInfo> from_json(const Json& j);

@@ -27,9 +27,11 @@
 #include "monitor/session.h"
 #include "monitor/session_client.h"
 #include "ociruntime/bundle.h"
+#include "ociruntime/pod_member.h"
 #include "runtime/cgroup.h"
 #include "runtime/container.h"
 #include "runtime/security.h"
+#include "vm/pod_share.h"
 #include "vm/vm_spec.h"
 
 namespace isola::oci {
@@ -78,19 +80,10 @@ Result<void> adapt_spec_for_guest(RuntimeSpec& spec) {
   return {};
 }
 
-// The container's type as containerd's CRI or CRI-O annotates it
-// ("sandbox", "container"), "" outside Kubernetes.
-std::string pod_container_type(const RuntimeSpec& spec) {
-  for (const char* key : {"io.kubernetes.cri.container-type", "io.kubernetes.cri-o.ContainerType"})
-    if (auto it = spec.annotations.find(key); it != spec.annotations.end()) return it->second;
-  return {};
-}
-
 // The network namespace a VM container takes over (net/netns_takeover.h):
-// one its spec joins by path. A pod's sandbox (pause) container leaves it
-// to the pod's application container, whose VM then has the pod's address.
+// one its spec joins by path. A pod's sandbox takes over the pod's; the
+// pod's further containers run in the sandbox's VM and share it there.
 std::string network_to_take_over(const RuntimeSpec& spec) {
-  if (pod_container_type(spec) == "sandbox") return {};
   for (const NamespaceSpec& ns : spec.linux.namespaces)
     if (ns.type == "network") return ns.path;
   return {};
@@ -248,6 +241,13 @@ Result<Prepared> prepare_vm(const KeeperRequest& req) {
   std::string etc = store.etc_dir(rec.id);
   TRYV(mkdir_p(etc, 0755));
   VmPlan plan = TRY(plan_vm(spec, etc));
+  if (pod_container_type(req.spec) == "sandbox") {
+    // The pod's further containers come in through it (pod_member.h).
+    std::string share = pod_share_dir(ContainerStore::socket_path(rec.id));
+    TRYV(mkdir_p(share, 0700));
+    plan.shares.push_back({kPodShareTag, share, kPodShareGuestPath, false});
+    size_pod_vm(req.spec, plan);
+  }
   TRYV(write_file_atomic(store.vm_path(rec.id), plan.to_json().dump(2) + "\n", 0600));
   TRYV(write_file_atomic(store.spec_path(rec.id), spec.to_json().dump(2) + "\n", 0600));
   Prepared p;
@@ -265,6 +265,19 @@ Result<Prepared> prepare_vm(const KeeperRequest& req) {
   return p;
 }
 
+// A pod's further container: the pod's VM runs already.
+Result<Prepared> prepare_member(const KeeperRequest& req) {
+  TRYV(TRY(Cgroup::open(req.cgroup_path)).add_process(::getpid()));
+  if (req.preserve_fds > 0)
+    return fail(make_error("create container", req.id, "--preserve-fds is not supported with VM isolation"));
+  TRYV(check_command(req.spec));
+  TRYV(check_rlimits(req.spec.process.rlimits));
+  Prepared p;
+  if (req.spec.process.terminal) p.terminal = TRY(make_host_terminal(req.console_socket, req.spec.process));
+  p.monitor_socket = req.pod_socket;
+  return p;
+}
+
 // Waits (briefly) for the monitor to power the VM off and exit.
 void reap_monitor() {
   for (int i = 0; i < 100; ++i) {
@@ -277,7 +290,8 @@ void reap_monitor() {
 [[noreturn]] void keeper_main(const KeeperRequest& req, int report_fd, int listener) {
   ::prctl(PR_SET_NAME, "isola-keeper");
   close_fds_except({report_fd, listener, req.console_socket});
-  auto prepared = prepare_vm(req);
+  const bool member = !req.pod_socket.empty();
+  auto prepared = member ? prepare_member(req) : prepare_vm(req);
   if (!prepared) {
     (void)write_all(report_fd, error_json(prepared.error()).dump());
     ::_exit(1);
@@ -293,9 +307,15 @@ void reap_monitor() {
   const std::string socket = prepared->monitor_socket;
   std::optional<SessionClient> session;
   auto started = serve_start(listener, [&]() -> Result<void> {
-    SessionOptions so = relay_options("attach", Json::object(), term);
+    SessionOptions so = member ? relay_options("member", {{"id", req.id}, {"spec", req.member_spec}}, term)
+                               : relay_options("attach", Json::object(), term);
     so.signals.assign(std::begin(kForwarded), std::end(kForwarded));
-    so.on_signal = [socket](int sig) { (void)monitor_call(socket, {{"op", "signal"}, {"signal", sig}}, 5000); };
+    std::string target = member ? req.id : "";
+    so.on_signal = [socket, target](int sig) {
+      Json call = {{"op", "signal"}, {"signal", sig}};
+      if (!target.empty()) call["member"] = target;
+      (void)monitor_call(socket, call, 5000);
+    };
     session.emplace(TRY(SessionClient::open(socket, std::move(so))));
     return session->wait_started();
   });
@@ -425,7 +445,8 @@ Result<int> exec_in_vm(const VmExec& req, pid_t* relay_pid) {
       return fail(make_error("exec", "process.terminal", "a terminal was asked for but no --console-socket given"));
     term = TRY(make_host_terminal(req.console_socket, req.process));
   }
-  const Json extra = {{"process", process}};
+  Json extra = {{"process", process}};
+  if (!req.pod_member.empty()) extra["member"] = req.pod_member;
   if (!req.detach) {
     SessionClient s = TRY(SessionClient::open(req.monitor_socket, relay_options("exec", extra, term.get())));
     TRYV(s.wait_started());

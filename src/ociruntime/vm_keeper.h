@@ -28,6 +28,11 @@ struct KeeperRequest {
   RuntimeSpec spec;          // as the engine wrote it, host paths
   int console_socket = -1;   // with process.terminal: where the pty master goes
   int preserve_fds = 0;
+  // A further container of a pod whose sandbox is a VM (pod_member.h): the
+  // sandbox's monitor, and the spec the guest runs. The keeper then boots
+  // nothing: it creates the container in the pod's VM at start.
+  std::string pod_socket;
+  Json member_spec;
 };
 
 struct Keeper {
@@ -48,6 +53,7 @@ Result<Keeper> launch_vm_keeper(KeeperRequest req);
 // and its PID is returned; otherwise the exit code.
 struct VmExec {
   std::string monitor_socket;
+  std::string pod_member;  // the container's ID when it is a further container of a pod's VM
   ProcessSpec process;
   int console_socket = -1;
   bool detach = false;

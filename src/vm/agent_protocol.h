@@ -23,11 +23,15 @@ namespace isola {
 
 inline constexpr uint32_t kAgentProtocolVersion = 1;
 inline constexpr uint32_t kMaxAgentPayload = 1u << 20;
+// The stream of the VM's first container's init.
+inline constexpr uint32_t kInitStream = 1;
 
 enum class AgentMsg : uint8_t {
   hello = 1,      // agent → host, stream 0: {"version":1,"kernel":"6.1.0-…"}
-  create = 2,     // host → agent, stream 1: {"spec":{OCI config},"volumes":[{"tag":"v0","path":"/mnt/v0"}]}
-  exec = 3,       // host → agent, stream N: {"process":{OCI process}}
+  // host → agent, stream 1: {"spec":{OCI config},"shares":[{"tag":"v0","path":"/run/isola/v0"}]};
+  // on a new stream N ≥ 2, a further container of a pod (no shares).
+  create = 2,
+  exec = 3,       // host → agent, stream N: {"process":{OCI process}[,"container":M]}
   started = 4,    // agent → host, stream N: {"pid":P} (guest PID)
   stdin_data = 5, // host → agent, stream N: bytes
   stdin_eof = 6,  // host → agent, stream N

@@ -7,6 +7,7 @@
 #include <cstdlib>
 
 #include "common/fs.h"
+#include "vm/pod_share.h"
 
 namespace isola {
 
@@ -95,8 +96,11 @@ std::vector<std::string> qemu_command(const VmConfig& c) {
   int n = 0;
   for (const VmShare& s : c.shares) {
     std::string id = "fs" + std::to_string(n++);
+    // The pod share (vm/pod_share.h) holds mounts of many file systems:
+    // their inode numbers are remapped so that no two files look alike to
+    // the guest.
     add({"-fsdev", "local,id=" + id + ",path=" + s.host_path + ",security_model=passthrough" +
-                       (s.readonly ? ",readonly=on" : "")});
+                       (s.readonly ? ",readonly=on" : "") + (s.tag == kPodShareTag ? ",multidevs=remap" : "")});
     add({"-device", "virtio-9p-device,fsdev=" + id + ",mount_tag=" + s.tag});
   }
   if (c.network && c.tap_fd >= 0) {

@@ -11,14 +11,14 @@ RemovePodSandbox) and then checks that nothing of them is left: not in the
 CRI, not in containerd, no mount, shim, network namespace, veth, address
 reservation, runtime state, container cgroup or VM.
 
-Handlers: everything runs on all three, but for the pod whose containers
-share localhost: under isola-vm each container of a pod is a VM of its
-own (docs/kubernetes.md), and the pod's network goes to the one
-application container that runs at a time.
+Handlers: everything runs on all three. Under isola-vm a pod is one VM
+(docs/kubernetes.md): the sandbox boots it and takes over the pod's
+network, and every container of the pod runs inside it.
 """
 import ipaddress
 import os
 import re
+import subprocess
 import time
 import sys
 import uuid
@@ -36,8 +36,8 @@ HANDLERS = ["runc", "isola", "isola-vm"]
 # The handlers a pod's containers run on.
 CONTAINER_HANDLERS = HANDLERS
 # The handlers whose containers share the pod's namespaces with each other
-# (network, UTS, IPC): not isola-vm, whose containers are VMs of their own.
-POD_NAMESPACE_HANDLERS = ["runc", "isola"]
+# (network, UTS, IPC): all of them.
+POD_NAMESPACE_HANDLERS = HANDLERS
 # Runs until SIGTERM, then exits 0 at once: StopContainer's graceful path.
 UNTIL_TERM = "trap 'echo terminated; exit 0' TERM; while :; do sleep 1; done"
 EXEC_TIMEOUT = 60
@@ -370,3 +370,63 @@ def test_containers_of_a_pod_share_localhost_and_hostname(pods, handler):
     wait_for(lambda: pod.exec(client, *fetch).exit_code == 0, 30, "the server to answer on the pod's localhost")
     assert pod.exec(client, *fetch).stdout == b"duo-host\n"
     assert pod.exec(client, "hostname").stdout == b"duo-host\n"
+
+
+def vm_workers():
+    """The VM workers (QEMU) on the host."""
+    return set(subprocess.run(["pgrep", "-f", "qemu-system"], capture_output=True, text=True).stdout.split())
+
+
+@pytest.mark.parametrize("handler", ["isola-vm"])
+def test_a_vm_pod_is_one_vm(pods, handler):
+    """Under isola-vm the pod, not the container, is the VM: its containers
+    share one guest kernel (one boot ID, not the node's), one VM worker on
+    the host, and the pod's network and name; each keeps its own exit code,
+    log, exec and restart."""
+    pb = pods.pb
+    before = vm_workers()
+    pod = pods.run("vmpod", hostname="vm-pod")
+    ip = pod.ip()
+    web = pod.run("web", ["sh", "-c", "mkdir /www && hostname > /www/index.html && "
+                                      "exec httpd -f -p 8080 -h /www"])
+    side = pod.run("side", ["sh", "-c", "echo side-up; " + UNTIL_TERM])
+    pod.wait_state(web, pb.CONTAINER_RUNNING)
+    pod.wait_state(side, pb.CONTAINER_RUNNING)
+    workers = vm_workers() - before
+    assert len(workers) == 1, f"the pod has {len(workers)} VM workers: {workers}"
+
+    boot_ids = {pod.exec(c, "cat", "/proc/sys/kernel/random/boot_id").stdout for c in (web, side)}
+    host_boot_id = Path("/proc/sys/kernel/random/boot_id").read_bytes()
+    assert len(boot_ids) == 1 and host_boot_id not in boot_ids, (boot_ids, host_boot_id)
+    assert pod.exec(side, "hostname").stdout == b"vm-pod\n"
+    # The side container reaches the web server on the pod's localhost, the
+    # node reaches it at the pod's address.
+    fetch = ["wget", "-q", "-O", "-", "http://127.0.0.1:8080/"]
+    wait_for(lambda: pod.exec(side, *fetch).exit_code == 0, 30, "the server to answer on the pod's localhost")
+    assert pod.exec(side, *fetch).stdout == b"vm-pod\n"
+    res = pod.exec(side, "ip", "-4", "-o", "addr", "show", "eth0")
+    assert res.exit_code == 0 and f"inet {ip}/" in res.stdout.decode(), res
+    node_fetch = [sys.executable, "-c", FETCH, f"http://{ip}:8080/"]
+    wait_for(lambda: pods.engine.node(*node_fetch).returncode == 0, 30, f"{ip}:8080 to answer from the node")
+    # Each container has its own root: a file one writes the other does not see.
+    assert pod.exec(side, "sh", "-c", "echo mine > /only-side").exit_code == 0
+    assert pod.exec(web, "cat", "/only-side").exit_code != 0
+    wait_for(lambda: ("stdout", "side-up") in cri_log(pod.log_directory / "side" / "0.log"), 30,
+             "the side container's output in its log")
+
+    # One container ends on its own, with its code; the pod and the other go on.
+    job = pod.run("job", ["sh", "-c", "echo job-done; exit 5"])
+    assert pod.wait_state(job, pb.CONTAINER_EXITED).exit_code == 5
+    assert cri_log(pod.log_directory / "job" / "0.log") == [("stdout", "job-done")]
+    pods.cri.StopContainer(container_id=side, timeout=30)
+    assert pod.container(side).exit_code == 0
+    assert pod.container(web).state == pb.CONTAINER_RUNNING
+    assert pod.exec(web, "true").exit_code == 0
+    again = pod.run("side", ["sh", "-c", "echo again; " + UNTIL_TERM], attempt=1)
+    pod.wait_state(again, pb.CONTAINER_RUNNING)
+    assert pod.exec(again, "cat", "/proc/sys/kernel/random/boot_id").stdout in boot_ids
+    assert vm_workers() - before == workers
+
+    pod.remove()
+    wait_for(lambda: not (vm_workers() & workers), 30, "the pod's VM to go")
+    pods.assert_gone()

@@ -139,55 +139,6 @@ def test_vm_gives_the_namespace_back_after_a_kill(oci, pod_netns):
     assert ipv4(after["eth0"]) == [f"{POD_IP}/24"]
 
 
-def test_vm_sandbox_container_leaves_the_network_to_the_pod(oci, pod_netns):
-    """A Kubernetes pod's sandbox (pause) container, annotated as such by
-    containerd's CRI, does not take the namespace: its application
-    container will."""
-    pod, _ = pod_netns
-    b = oci.bundle("sandbox", "sh", "-c", "ls /sys/class/net")
-    b.annotate(*VM)
-    b.annotate("io.kubernetes.cri.container-type", "sandbox")
-    b.namespace("network")["path"] = f"/run/netns/{pod}"
-    b.save()
-    res = oci("run", "--bundle", b.path, oci.new_id("sandbox"), timeout=VM_TIMEOUT)
-    assert res.returncode == 0, res
-    assert res.stdout.split() == ["lo"], res
-    assert ipv4(links(pod)["eth0"]) == [f"{POD_IP}/24"]
-
-
-def test_vm_pod_containers_reach_the_pod_through_the_sandbox_keeper(oci, pod_netns):
-    """containerd names a pod's namespaces for its application containers
-    by the sandbox process's /proc entries, and under VM isolation that
-    process is the sandbox's keeper: it lives in the pod's network
-    namespace and in a UTS namespace with the pod's host name, so the
-    application container's VM gets the pod's network and name."""
-    pod, _ = pod_netns
-    sandbox = oci.bundle("pause", "sleep", "1000")
-    sandbox.annotate(*VM)
-    sandbox.annotate("io.kubernetes.cri.container-type", "sandbox")
-    sandbox.namespace("network")["path"] = f"/run/netns/{pod}"
-    sandbox.config["hostname"] = "pod-host-3"
-    sandbox.save()
-    sid = oci.new_id("pause")
-    oci.ok("create", "--bundle", sandbox.path, sid, timeout=VM_TIMEOUT)
-    oci.ok("start", sid)
-    keeper = oci.state(sid)["pid"]
-    assert os.stat(f"/proc/{keeper}/ns/net").st_ino == os.stat(f"/run/netns/{pod}").st_ino
-    app = oci.bundle("app", "sh", "-c", "hostname; ip -4 -o addr show eth0")
-    app.annotate(*VM)
-    app.annotate("io.kubernetes.cri.container-type", "container")
-    app.config.pop("hostname", None)
-    app.namespace("network")["path"] = f"/proc/{keeper}/ns/net"
-    app.namespace("uts")["path"] = f"/proc/{keeper}/ns/uts"
-    app.save()
-    res = oci("run", "--bundle", app.path, oci.new_id("app"), timeout=VM_TIMEOUT)
-    assert res.returncode == 0, res
-    lines = res.stdout.splitlines()
-    assert lines[0] == "pod-host-3" and f"{POD_IP}/24" in lines[1], res
-    oci.ok("delete", "--force", sid)
-    assert ipv4(links(pod)["eth0"]) == [f"{POD_IP}/24"]
-
-
 def test_vm_never_takes_over_the_engines_network_namespace(oci):
     """What an engine's own namespace would be (a sandbox process on the
     host's network): refused, the host's network untouched."""

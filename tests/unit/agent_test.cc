@@ -160,6 +160,32 @@ TEST(AgentRequests, ExecReadsTheProcess) {
   EXPECT_FALSE(plain->interactive);  // no stdin unless asked
 }
 
+TEST(AgentRequests, APodMemberJoinsOnlyThePodsNamespaces) {
+  RuntimeSpec spec;
+  spec.linux.namespaces = {{"network", "pod"}, {"ipc", "pod"}, {"uts", "pod"}, {"pid", ""}, {"mount", ""}};
+  ASSERT_TRUE(join_pod_namespaces(spec, 42));
+  EXPECT_EQ(spec.linux.namespaces[0].path, "/proc/42/ns/net");
+  EXPECT_EQ(spec.linux.namespaces[1].path, "/proc/42/ns/ipc");
+  EXPECT_EQ(spec.linux.namespaces[2].path, "/proc/42/ns/uts");
+  EXPECT_EQ(spec.linux.namespaces[3].path, "");
+  for (NamespaceSpec bad : {NamespaceSpec{"network", "/var/run/netns/x"}, NamespaceSpec{"mount", "pod"}}) {
+    RuntimeSpec s;
+    s.linux.namespaces = {bad};
+    auto r = join_pod_namespaces(s, 42);
+    ASSERT_FALSE(r);
+    EXPECT_NE(r.error().message().find("pod's network, IPC, UTS and PID"), std::string::npos) << r.error().message();
+  }
+}
+
+TEST(AgentRequests, ExecNamesItsContainerByStream) {
+  auto req = parse_exec_request(R"({"process":{"args":["true"],"cwd":"/"},"container":5})");
+  ASSERT_TRUE(req) << req.error().message();
+  EXPECT_EQ(req->container, 5u);
+  EXPECT_EQ(parse_exec_request(R"({"process":{"args":["true"],"cwd":"/"}})")->container, 0u);
+  EXPECT_FALSE(parse_exec_request(R"({"process":{"args":["true"],"cwd":"/"},"container":-1})"));
+  EXPECT_FALSE(parse_exec_request(R"({"process":{"args":["true"],"cwd":"/"},"container":"2"})"));
+}
+
 TEST(AgentRequests, ResizeAndSignal) {
   auto size = parse_resize(R"({"rows":50,"cols":150})");
   ASSERT_TRUE(size);
@@ -178,7 +204,7 @@ TEST(AgentRequests, FramesTheHostMaySend) {
   auto ok = [](AgentMsg t, uint32_t stream) { return bool(check_host_frame(AgentFrame{t, stream, {}})); };
   EXPECT_TRUE(ok(AgentMsg::create, 1));
   EXPECT_FALSE(ok(AgentMsg::create, 0));
-  EXPECT_FALSE(ok(AgentMsg::create, 2));
+  EXPECT_TRUE(ok(AgentMsg::create, 2));  // a pod's further container
   EXPECT_TRUE(ok(AgentMsg::exec, 2));
   EXPECT_FALSE(ok(AgentMsg::exec, 1));
   EXPECT_FALSE(ok(AgentMsg::exec, 0));
@@ -655,6 +681,47 @@ TEST_F(AgentContainer, RunsExecsSignalsAndReportsExit) {
   for (int i = 0; i < 100 && host.agent().step(20);) ++i;
   EXPECT_TRUE(host.agent().done());
   EXPECT_EQ(host.agent().init_exit_code(), 137);
+}
+
+// A pod's further container runs beside the first, in the first's UTS,
+// IPC and network namespaces; its exit ends neither the first nor the
+// agent.
+TEST_F(AgentContainer, APodMemberSharesThePodsNamespacesAndEndsAlone) {
+  Host host;
+  ASSERT_TRUE(host.ok());
+  host.send(AgentMsg::create, 1, Json{{"spec", container_spec(dir_.path(), {"sleep", "100"})}}.dump());
+  ASSERT_TRUE(host.expect(AgentMsg::started, 1));
+  Json member = container_spec(dir_.path(), {"sh", "-c", "cat /proc/sys/kernel/hostname; read line; exit 3"});
+  member.erase("hostname");
+  for (Json& ns : member["linux"]["namespaces"])
+    if (ns["type"] != "pid" && ns["type"] != "mount") ns["path"] = "pod";
+  host.send(AgentMsg::create, 2, Json{{"spec", member}, {"interactive", true}}.dump());
+  ASSERT_TRUE(host.expect(AgentMsg::started, 2));
+  host.send(AgentMsg::create, 2, Json{{"spec", member}}.dump());
+  EXPECT_EQ(error_of(host.expect(AgentMsg::error, 2))["errno"], EEXIST);
+
+  // An exec names the member by its init's stream, and shares its view.
+  host.send(AgentMsg::exec, 3, R"({"process":{"args":["sh","-c","cat /proc/1/cmdline"],"cwd":"/"},"container":2})");
+  ASSERT_TRUE(host.expect(AgentMsg::started, 3));
+  ASSERT_TRUE(host.expect(AgentMsg::exit, 3));
+  const std::string init_cmdline =
+      std::string("sh") + '\0' + "-c" + '\0' + "cat /proc/sys/kernel/hostname; read line; exit 3" + '\0';
+  EXPECT_EQ(host.out[3], init_cmdline);
+  host.send(AgentMsg::exec, 4, R"({"process":{"args":["true"],"cwd":"/"},"container":9})");
+  EXPECT_EQ(error_of(host.expect(AgentMsg::error, 4))["errno"], ESRCH);
+
+  host.send(AgentMsg::stdin_data, 2, "go\n");
+  auto exited = host.expect(AgentMsg::exit, 2);
+  ASSERT_TRUE(exited);
+  EXPECT_EQ(Json::parse(exited->payload)["exit_code"], 3);
+  EXPECT_EQ(host.out[2], "agent-test\n");
+  host.send(AgentMsg::ps, 0);
+  auto ps = host.expect(AgentMsg::ps_reply, 0);
+  ASSERT_TRUE(ps);
+  EXPECT_NE(ps->payload.find("sleep 100"), std::string::npos);
+  EXPECT_FALSE(host.agent().done());
+  host.send(AgentMsg::signal, 1, R"({"signal":9})");
+  ASSERT_TRUE(host.expect(AgentMsg::exit, 1));
 }
 
 TEST_F(AgentContainer, AWokenCloneGivesTheContainerItsOwnBootId) {

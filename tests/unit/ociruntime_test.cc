@@ -4,6 +4,7 @@
 
 #include "ociruntime/args.h"
 #include "ociruntime/bundle.h"
+#include "ociruntime/pod_member.h"
 #include "ociruntime/state.h"
 
 namespace isola::oci {
@@ -106,6 +107,40 @@ TEST(OciState, StateDocumentAsTheSpecNamesIt) {
   ASSERT_TRUE(back);
   EXPECT_EQ(back->annotations, info.annotations);
   EXPECT_EQ(back->rootfs, "/b/rootfs");
+}
+
+TEST(OciPods, ContainersAreFoundInTheirPodByTheEnginesAnnotations) {
+  RuntimeSpec spec;
+  EXPECT_EQ(pod_container_type(spec), "");
+  EXPECT_EQ(pod_sandbox_id(spec), "");
+  spec.annotations = {{"io.kubernetes.cri.container-type", "container"}, {"io.kubernetes.cri.sandbox-id", "abc"}};
+  EXPECT_EQ(pod_sandbox_id(spec), "abc");
+  spec.annotations = {{"io.kubernetes.cri-o.ContainerType", "container"}, {"io.kubernetes.cri-o.SandboxID", "def"}};
+  EXPECT_EQ(pod_sandbox_id(spec), "def");
+  spec.annotations = {{"io.kubernetes.cri.container-type", "sandbox"}, {"io.kubernetes.cri.sandbox-id", "abc"}};
+  EXPECT_EQ(pod_container_type(spec), "sandbox");
+  EXPECT_EQ(pod_sandbox_id(spec), "");  // a sandbox is its own pod's VM
+  EXPECT_EQ(pod_share_dir("/run/isola/vm/abc/monitor.sock"), "/run/isola/vm/abc/pod");
+}
+
+TEST(OciPods, APodVmIsSizedByThePodsLimits) {
+  RuntimeSpec spec;
+  VmPlan plan;
+  plan.memory_mb = vm_memory_mb(0);
+  plan.cpus = 1;
+  size_pod_vm(spec, plan);
+  EXPECT_EQ(plan.memory_mb, vm_memory_mb(0));
+  spec.annotations = {{"io.kubernetes.cri.sandbox-memory", std::to_string(1024ll << 20)},
+                      {"io.kubernetes.cri.sandbox-cpu-quota", "250000"},
+                      {"io.kubernetes.cri.sandbox-cpu-period", "100000"}};
+  size_pod_vm(spec, plan);
+  EXPECT_EQ(plan.memory_mb, vm_memory_mb(1024ll << 20));
+  EXPECT_EQ(plan.cpus, 3u);
+  spec.annotations = {{"io.kubernetes.cri.sandbox-memory", "lots"}};
+  VmPlan small;
+  small.memory_mb = 256;
+  size_pod_vm(spec, small);
+  EXPECT_EQ(small.memory_mb, 256u);
 }
 
 }  // namespace
