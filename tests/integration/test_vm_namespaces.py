@@ -153,7 +153,7 @@ def test_vm_never_takes_over_the_engines_network_namespace(oci):
 def test_vm_joining_a_uts_namespace_by_path_has_its_host_name(oci):
     """A pod's containers join the sandbox's UTS namespace by path; in a
     guest that cannot be joined, so the guest takes its host name."""
-    holder = subprocess.Popen(["unshare", "--uts", "sh", "-c", "hostname pod-name-7; touch /dev/null; sleep 1000"])
+    holder = subprocess.Popen(["unshare", "--uts", "sh", "-c", "hostname pod-name-7; touch /dev/null; exec sleep 1000"])
     try:
         wait_for(lambda: open(f"/proc/{holder.pid}/ns/uts").close() is None and subprocess.run(
             ["nsenter", "-t", str(holder.pid), "-u", "hostname"], capture_output=True, text=True).stdout.strip()
