@@ -1,10 +1,10 @@
 """The `cri` case of bench/run: Kubernetes pods through containerd's CRI
 plugin, the way the kubelet starts one (RunPodSandbox, then CreateContainer
 and StartContainer for each container in turn), on the runtime handlers
-runc, isola and isola-vm of docs/kubernetes.md: pods of two containers on
-runc and isola, and of one on all three (under isola-vm a pod's network
-goes to one application container's VM, and a second is refused until a
-pod shares one VM: docs/pod-vm-design.md).
+runc, isola and isola-vm of docs/kubernetes.md: pods of two containers and
+of one on all three (under isola-vm a pod is one VM, docs/pod-vm-design.md).
+It also measures the memory of an isola-vm pod's VM: one pod of two
+containers (one VM) against two pods of one container (two VMs).
 
 containerd is the private one of the CRI tests (tests/integration/engines.py,
 CriContainerd): its own root and state in the work directory, in a network
@@ -13,48 +13,92 @@ is from RunPodSandbox to the second StartContainer's return (both containers
 running, checked with ListContainers); the pod is stopped and removed after
 each sample, outside the time."""
 
+import subprocess
 import sys
 import time
 import uuid
 
-from benchlib import REPO, ensure_packages, layout_tar
+from benchlib import REPO, ensure_packages, layout_tar, pss_kib
 
 CRI_PACKAGES = ["containerd", "containernetworking-plugins", "python3-grpcio", "python3-protobuf",
                 "protobuf-compiler"]
 BUSYBOX = "docker.io/library/busybox:latest"
 # Row → (handler, containers in the pod).
 PODS = {"runc, 2 containers": ("runc", 2), "isola (process isolation), 2 containers": ("isola", 2),
+        "isola-vm (the pod in one VM), 2 containers": ("isola-vm", 2),
         "runc, 1 container": ("runc", 1), "isola (process isolation), 1 container": ("isola", 1),
-        "isola-vm (a VM per container), 1 container": ("isola-vm", 1)}
-BASELINE = "isola (process isolation), 1 container"
+        "isola-vm (the pod in one VM), 1 container": ("isola-vm", 1)}
+BASELINE = "runc, 2 containers"
 TITLE = "Kubernetes CRI (containerd 1.6): a pod, RunPodSandbox to its containers running"
 
 
-def pod_ms(engine, handler, containers, base, r):
+def start_pod(engine, handler, containers, base, r):
+    """RunPodSandbox, then each container created and started; returns the
+    sandbox's ID and the pod's cgroup parent."""
     from cri_client import container_config, pod_config
-    from engines import remove_cgroup_tree
 
     cri, pb = engine.cri, engine.pb
     uid = uuid.uuid4().hex
     parent = f"{engine.cgroup_root}/pod{uid}"
     config = pod_config(pb, f"bench-{r + 2}", uid=uid, log_directory=base / "logs" / uid, cgroup_parent=parent)
-    t0 = time.monotonic_ns()
     sandbox = cri.RunPodSandbox(config=config, runtime_handler=handler).pod_sandbox_id
     try:
         for name in ("first", "second")[:containers]:
             c = container_config(pb, name, BUSYBOX, ["sleep", "1000000"], log_path=f"{name}.log")
             cid = cri.CreateContainer(pod_sandbox_id=sandbox, config=c, sandbox_config=config).container_id
             cri.StartContainer(container_id=cid)
-        ms = (time.monotonic_ns() - t0) / 1e6
         listed = cri.ListContainers(filter=pb.ContainerFilter(pod_sandbox_id=sandbox)).containers
         states = sorted(pb.ContainerState.Name(c.state) for c in listed)
         if states != ["CONTAINER_RUNNING"] * containers:
             raise RuntimeError(f"the pod's containers are {states}")
-        return ms
-    finally:
-        cri.StopPodSandbox(pod_sandbox_id=sandbox)
-        cri.RemovePodSandbox(pod_sandbox_id=sandbox)
-        remove_cgroup_tree(parent)  # the pod's own cgroup is the kubelet's to remove
+    except BaseException:
+        remove_pod(engine, sandbox, parent)
+        raise
+    return sandbox, parent
+
+
+def remove_pod(engine, sandbox, parent):
+    from engines import remove_cgroup_tree
+
+    engine.cri.StopPodSandbox(pod_sandbox_id=sandbox)
+    engine.cri.RemovePodSandbox(pod_sandbox_id=sandbox)
+    remove_cgroup_tree(parent)  # the pod's own cgroup is the kubelet's to remove
+
+
+def pod_ms(engine, handler, containers, base, r):
+    t0 = time.monotonic_ns()
+    sandbox, parent = start_pod(engine, handler, containers, base, r)
+    ms = (time.monotonic_ns() - t0) / 1e6
+    remove_pod(engine, sandbox, parent)
+    return ms
+
+
+def vm_workers():
+    return {int(p) for p in subprocess.run(["pgrep", "-f", "qemu-system"], capture_output=True,
+                                           text=True).stdout.split()}
+
+
+def vm_pod_memory_note(engine, base):
+    """The VM workers' PSS of one isola-vm pod of two containers against
+    two pods of one container, each set idle for a few seconds first."""
+    def workers_pss(layout):
+        before = vm_workers()
+        pods = []
+        try:
+            for i, containers in enumerate(layout):
+                pods.append(start_pod(engine, "isola-vm", containers, base, 100 + i))
+            time.sleep(3)
+            workers = vm_workers() - before
+            return len(workers), sum(pss_kib(p) for p in workers)
+        finally:
+            for sandbox, parent in pods:
+                remove_pod(engine, sandbox, parent)
+
+    one_n, one_kib = workers_pss([2])
+    two_n, two_kib = workers_pss([1, 1])
+    return (f"Memory of isola-vm pods (PSS of the VM workers, idle): one pod of two containers, {one_n} VM, "
+            f"{one_kib / 1024:.0f} MiB; two pods of one container, {two_n} VMs, {two_kib / 1024:.0f} MiB "
+            f"({one_kib / two_kib:.2f}x).")
 
 
 def case_cri(setup, rounds):
@@ -74,8 +118,8 @@ def case_cri(setup, rounds):
         engine = CriContainerd(base, compile_proto(base / "proto"))
     except failures as e:
         return {"title": TITLE, "rows": [], "notes": [f"not measured: containerd did not start: {e}"]}
-    notes = ["Each container of an isola-vm pod is a VM of its own, the pause container included: two VMs "
-             "per one-container pod here, started from templates (docs/kubernetes.md).",
+    notes = ["An isola-vm pod is one VM, booted (from a template) by its pause container; the pod's containers "
+             "run inside it (docs/kubernetes.md).",
              "containerd starts the runtime through its runc v2 shim (one shim per pod) in every row."]
     rows = []
 
@@ -91,6 +135,10 @@ def case_cri(setup, rounds):
         engine.import_image(layout_tar(setup.layout, base / "busybox.tar"), BUSYBOX)
         samples, errors = alternate_ms({name: measure(*pod) for name, pod in PODS.items()}, rounds)
         rows = rows_with_ratio(samples, errors, BASELINE)
+        for row in rows:
+            if "ratio_to_isola" in row:
+                row["ratio_to_runc"] = row.pop("ratio_to_isola")
+        notes.append(vm_pod_memory_note(engine, base))
     except failures as e:
         notes.insert(0, f"not measured: {e}")
     finally:
