@@ -20,6 +20,7 @@
 #include "agent/requests.h"
 #include "common/error.h"
 #include "common/unique_fd.h"
+#include "runtime/stdio_set.h"
 #include "vm/agent_protocol.h"
 
 namespace isola::agent {
@@ -79,6 +80,9 @@ class Agent {
   void handle_frame(const AgentFrame& f);
   void on_create(const AgentFrame& f);
   void on_create_member(const AgentFrame& f);
+  void give_boot_id(RuntimeSpec& spec) const;
+  enum class Role { init, member, exec };
+  bool adopt(uint32_t stream, pid_t pid, StdioSet& stdio, const WindowSize& size, bool tty, Role role);
   void finish_member(Proc& p);
   void on_exec(const AgentFrame& f);
   void on_stdin(const AgentFrame& f, bool eof);
