@@ -13,10 +13,11 @@ is from RunPodSandbox to the second StartContainer's return (both containers
 running, checked with ListContainers); the pod is stopped and removed after
 each sample, outside the time."""
 
-import subprocess
+import os
 import sys
 import time
 import uuid
+from pathlib import Path
 
 from benchlib import REPO, ensure_packages, layout_tar, pss_kib
 
@@ -73,32 +74,46 @@ def pod_ms(engine, handler, containers, base, r):
     return ms
 
 
-def vm_workers():
-    return {int(p) for p in subprocess.run(["pgrep", "-f", "qemu-system"], capture_output=True,
-                                           text=True).stdout.split()}
+def pod_processes(parent):
+    """Every process in the pod's cgroup and below it: under isola-vm the
+    sandbox's keeper, monitor and VM worker, and each container's keeper."""
+    from engines import cgroup_mounts
+
+    pids = set()
+    for mount in cgroup_mounts():
+        top = Path(mount) / parent.lstrip("/")
+        for d, _, files in os.walk(top):
+            if "cgroup.procs" in files:
+                pids |= {int(p) for p in (Path(d) / "cgroup.procs").read_text().split()}
+        if pids:
+            return pids
+    return pids
 
 
 def vm_pod_memory_note(engine, base):
-    """The VM workers' PSS of one isola-vm pod of two containers against
-    two pods of one container, each set idle for a few seconds first."""
-    def workers_pss(layout):
-        before = vm_workers()
+    """The PSS of what isola runs for isola-vm pods (VM workers, monitors,
+    keepers: every process in the pods' cgroups), idle for a few seconds:
+    one pod of two containers against two pods of one container."""
+    def pods_pss(layout):
         pods = []
         try:
             for i, containers in enumerate(layout):
                 pods.append(start_pod(engine, "isola-vm", containers, base, 100 + i))
             time.sleep(3)
-            workers = vm_workers() - before
-            return len(workers), sum(pss_kib(p) for p in workers)
+            pids = set().union(*(pod_processes(parent) for _, parent in pods))
+            workers = sum(1 for p in pids if Path(f"/proc/{p}/comm").exists()
+                          and Path(f"/proc/{p}/comm").read_text().startswith("isola-vm-"))
+            return workers, len(pids), sum(pss_kib(p) for p in pids)
         finally:
             for sandbox, parent in pods:
                 remove_pod(engine, sandbox, parent)
 
-    one_n, one_kib = workers_pss([2])
-    two_n, two_kib = workers_pss([1, 1])
-    return (f"Memory of isola-vm pods (PSS of the VM workers, idle): one pod of two containers, {one_n} VM, "
-            f"{one_kib / 1024:.0f} MiB; two pods of one container, {two_n} VMs, {two_kib / 1024:.0f} MiB "
-            f"({one_kib / two_kib:.2f}x).")
+    one = pods_pss([2])
+    two = pods_pss([1, 1])
+    return (f"Memory of isola-vm pods, idle (PSS of every process in the pods' cgroups: VM workers, monitors, "
+            f"keepers): one pod of two containers, {one[0]} VM, {one[1]} processes, {one[2] / 1024:.0f} MiB; "
+            f"two pods of one container, {two[0]} VMs, {two[1]} processes, {two[2] / 1024:.0f} MiB "
+            f"({one[2] / two[2]:.2f}x).")
 
 
 def case_cri(setup, rounds):
